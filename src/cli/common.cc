@@ -1,0 +1,101 @@
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "cli/cli.h"
+#include "providers/providers.h"
+
+namespace hearth::cli {
+
+Format GlobalOptions::format() const {
+  if (output == "json") return Format::kJson;
+  if (output == "yaml") return Format::kYaml;
+  return Format::kTable;
+}
+
+std::string GlobalOptions::StateDir() const {
+  if (!state_dir.empty()) return state_dir;
+  struct stat st {};
+  std::string dir = lab_dir;
+  // --lab may name a single file; state then lives beside it.
+  if (::stat(lab_dir.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+    size_t slash = lab_dir.rfind('/');
+    dir = slash == std::string::npos ? "." : lab_dir.substr(0, slash);
+  }
+  return state::DefaultStateDir(dir);
+}
+
+bool GlobalOptions::Color() const {
+  return !no_color && std::getenv("NO_COLOR") == nullptr && IsTerminal(stdout);
+}
+
+void PrintDiagnostics(const spec::Diagnostics& diags, bool color) {
+  const char* red = color ? "\033[31m" : "";
+  const char* yellow = color ? "\033[33m" : "";
+  const char* reset = color ? "\033[0m" : "";
+  for (const auto& d : diags.All()) {
+    std::string text = d.ToString();
+    bool err = d.severity == spec::Diagnostic::Severity::kError;
+    std::fprintf(stderr, "%s%s%s\n", err ? red : yellow, text.c_str(), reset);
+  }
+  size_t errors = diags.ErrorCount();
+  size_t warnings = diags.All().size() - errors;
+  if (errors) {
+    std::fprintf(stderr, "%zu error%s%s found in the lab spec.\n", errors, errors == 1 ? "" : "s",
+                 warnings ? (", " + std::to_string(warnings) + " warning(s)").c_str() : "");
+  }
+}
+
+nlohmann::json DiagnosticsToJson(const spec::Diagnostics& diags) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& d : diags.All()) {
+    out.push_back({{"severity", d.severity == spec::Diagnostic::Severity::kError ? "error"
+                                                                                  : "warning"},
+                   {"file", d.loc.file},
+                   {"line", d.loc.line},
+                   {"column", d.loc.column},
+                   {"path", d.path},
+                   {"message", d.message},
+                   {"text", d.ToString()}});
+  }
+  return out;
+}
+
+std::shared_ptr<const spec::Lab> LoadLabOrReport(const GlobalOptions& g, spec::Diagnostics& diags) {
+  spec::LoadResult r = spec::LoadAndValidate(g.lab_dir);
+  diags = r.diags;
+  if (g.format() == Format::kTable) {
+    PrintDiagnostics(diags, g.Color() && IsTerminal(stderr));
+  }
+  if (!r.ok()) return nullptr;
+  return r.lab;
+}
+
+void PrintDocument(const GlobalOptions& g, const nlohmann::json& doc) {
+  if (g.format() == Format::kYaml) {
+    std::fputs(JsonToYaml(doc).c_str(), stdout);
+  } else {
+    std::fputs((doc.dump(2) + "\n").c_str(), stdout);
+  }
+}
+
+int ReportError(const Status& s) {
+  std::fprintf(stderr, "error: %s\n", s.message().c_str());
+  return kExitError;
+}
+
+Result<std::unique_ptr<state::Store>> OpenStoreIfExists(const GlobalOptions& g) {
+  std::string db = g.StateDir() + "/state.db";
+  if (::access(db.c_str(), F_OK) != 0) return std::unique_ptr<state::Store>();
+  return state::Store::Open(g.StateDir());
+}
+
+std::unique_ptr<plan::Registry> MakeRegistry() {
+  auto registry = std::make_unique<plan::Registry>();
+  providers::RegisterBuiltinProviders(*registry);
+  return registry;
+}
+
+}  // namespace hearth::cli

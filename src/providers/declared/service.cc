@@ -1,0 +1,128 @@
+// Service provider (declared): the canonical form of each service.
+//
+// This build records each service's desired form in the state store, with
+// the dependencies that order its rollout (networks, volumes, secrets and
+// depends_on). Starting processes or containers is not implemented yet, and
+// every plan that touches services says so.
+#include <fmt/format.h>
+
+#include <set>
+
+#include "providers/providers.h"
+
+namespace hearth::providers {
+namespace {
+
+std::string HealthText(const spec::HealthCheck& h) {
+  std::string timing = " every " + h.interval.text + " timeout " + h.timeout.text;
+  if (h.start_period.value.count() > 0) timing += " grace " + h.start_period.text;
+  switch (h.kind) {
+    case spec::HealthCheck::Kind::kNone: return "none";
+    case spec::HealthCheck::Kind::kTcp: return "tcp " + std::to_string(h.tcp_port) + timing;
+    case spec::HealthCheck::Kind::kExec: return "exec " + Join(h.exec, " ") + timing;
+    case spec::HealthCheck::Kind::kHttp: {
+      std::string s = "http " + h.http.scheme + " " +
+                      (h.http.port ? std::to_string(h.http.port) + " " : "") + h.http.path +
+                      " status " + std::to_string(h.http.status);
+      if (!h.http.body_contains.empty()) s += " contains " + h.http.body_contains;
+      return s + timing;
+    }
+  }
+  return "none";
+}
+
+class ServiceProvider final : public plan::Provider {
+ public:
+  std::string_view Name() const override { return "service"; }
+
+  Result<std::vector<plan::Resource>> Desired(const spec::Lab& lab) const override {
+    std::vector<plan::Resource> out;
+    std::vector<std::string> secret_ids;
+    for (const auto& f : lab.secrets.files) secret_ids.push_back("secret." + f.file);
+    std::set<std::string> uses_secrets;
+    for (const auto& in : lab.interpolations)
+      if (in.kind == "secret" && !in.owner.empty()) uses_secrets.insert(in.owner);
+    for (const auto& s : lab.services) {
+      plan::Resource r;
+      r.kind = "service";
+      r.name = s.name;
+      r.fields = ServiceFields(lab, s);
+      r.force_new = {"driver", "host"};
+      for (const auto& d : s.depends_on) r.depends_on.push_back("service." + d.name);
+      for (const auto& v : s.volumes)
+        if (v.volume) r.depends_on.push_back("volume." + v.volume->name);
+      if (s.network) r.depends_on.push_back("network." + s.network->name);
+      if (uses_secrets.count(s.name)) {
+        r.depends_on.insert(r.depends_on.end(), secret_ids.begin(), secret_ids.end());
+      }
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  Result<plan::Observed> Observe(const spec::Lab&, const std::vector<plan::Resource>&,
+                                 const plan::Applied&) override {
+    return plan::Observed{};  // no runtime driver to ask yet
+  }
+
+  Status Apply(const plan::Action&, plan::ApplyContext&) override { return Status::Ok(); }
+
+  std::string Note() const override {
+    return "service: desired services are recorded in state only; this build does not start "
+           "processes or containers yet.";
+  }
+};
+
+}  // namespace
+
+plan::Fields ServiceFields(const spec::Lab& lab, const spec::Service& s) {
+  plan::Fields f;
+  f["driver"] = std::string(spec::DriverName(s.driver));
+  f["host"] = lab.HostOf(s);
+  if (!s.image.empty()) f["image"] = s.image;
+  if (!s.command.empty()) f["command"] = s.command;
+  for (size_t i = 0; i < s.args.size(); ++i) f["args[" + std::to_string(i) + "]"] = s.args[i];
+  // Environment values keep their ${secret:...} form: plaintext never
+  // reaches the state store or the plan.
+  for (const auto& [k, v] : s.env) f["env." + k] = v;
+  if (!s.working_dir.empty()) f["working_dir"] = s.working_dir;
+  if (!s.user.empty()) f["user"] = s.user;
+  for (size_t i = 0; i < s.ports.size(); ++i) {
+    const auto& p = s.ports[i];
+    std::string text = std::to_string(p.host);
+    if (p.container != p.host) text += ":" + std::to_string(p.container);
+    text += "/" + std::string(spec::ProtocolName(p.protocol));
+    if (!p.host_ip.empty()) text = p.host_ip + ":" + text;
+    f["ports[" + std::to_string(i) + "]"] = text;
+  }
+  for (size_t i = 0; i < s.volumes.size(); ++i) {
+    const auto& v = s.volumes[i];
+    std::string text = v.volume ? v.volume->name : v.source;
+    if (!v.target.empty()) text += ":" + v.target;
+    if (v.read_only) text += ":ro";
+    f["volumes[" + std::to_string(i) + "]"] = text;
+  }
+  if (s.network) f["network"] = s.network->name;
+  if (s.health.kind != spec::HealthCheck::Kind::kNone) f["health"] = HealthText(s.health);
+  if (s.resources.cpu) f["resources.cpu"] = fmt::format("{}", *s.resources.cpu);
+  if (s.resources.memory) f["resources.memory"] = s.resources.memory->text;
+  if (s.resources.gpus) f["resources.gpus"] = std::to_string(s.resources.gpus);
+  f["restart"] = std::string(spec::RestartPolicyName(s.restart));
+  if (s.sandbox) f["sandbox"] = "true";
+  for (const auto& [k, v] : s.labels) f["labels." + k] = v;
+  // A digest of the secrets files this service reads, so that changing a
+  // secret re-plans (and later restarts) the services that use it.
+  bool uses_secret = false;
+  for (const auto& in : lab.interpolations)
+    uses_secret = uses_secret || (in.kind == "secret" && in.owner == s.name);
+  if (uses_secret) {
+    std::string all;
+    for (const auto& file : lab.secrets.files) all += file.digest;
+    f["secrets_digest"] = Sha256Hex(all).substr(0, 16);
+  }
+  return f;
+}
+
+std::unique_ptr<plan::Provider> NewServiceProvider() { return std::make_unique<ServiceProvider>(); }
+
+}  // namespace hearth::providers
