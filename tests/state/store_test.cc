@@ -806,7 +806,7 @@ TEST(StoreTest, ConcurrentRecordAppliedFromFourThreads) {
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   constexpr int kThreads = 4;
-  constexpr int kIterations = 25;
+  constexpr int kIterations = 15;
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {

@@ -21,8 +21,8 @@ std::string HealthText(const spec::HealthCheck& h) {
     case spec::HealthCheck::Kind::kTcp: return "tcp " + std::to_string(h.tcp_port) + timing;
     case spec::HealthCheck::Kind::kExec: return "exec " + Join(h.exec, " ") + timing;
     case spec::HealthCheck::Kind::kHttp: {
-      std::string s = "http " + h.http.scheme + " " +
-                      (h.http.port ? std::to_string(h.http.port) + " " : "") + h.http.path +
+      std::string s = h.http.scheme + " " +
+                      (h.http.port ? ":" + std::to_string(h.http.port) : "") + h.http.path +
                       " status " + std::to_string(h.http.status);
       if (!h.http.body_contains.empty()) s += " contains " + h.http.body_contains;
       return s + timing;

@@ -78,10 +78,6 @@ class VolumeProvider final : public plan::Provider {
     }
     return Status::Ok();
   }
-
-  std::string Note() const override {
-    return "volume: removing a volume from the spec forgets it but keeps its directory and data.";
-  }
 };
 
 }  // namespace
