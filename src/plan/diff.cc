@@ -180,7 +180,9 @@ Result<Plan> ComputePlan(const std::string& lab_name, const std::vector<Resource
     }
   }
 
-  // Kahn's algorithm; ties broken by id so output is deterministic.
+  // Kahn's algorithm in waves: every action whose prerequisites are done
+  // forms the next wave, sorted by id, so output is deterministic and reads
+  // in rollout order (networks, secrets and volumes first, then services).
   std::map<std::string, int> indegree;
   std::map<std::string, std::vector<std::string>> dependants;
   for (const auto& [id, a] : actions) {
@@ -194,10 +196,11 @@ Result<Plan> ComputePlan(const std::string& lab_name, const std::vector<Resource
       dependants[dep].push_back(id);
     }
   }
-  std::set<std::string> ready;
+  std::set<std::string> ready, next_wave;
   for (const auto& [id, n] : indegree)
     if (n == 0) ready.insert(id);
-  while (!ready.empty()) {
+  while (!ready.empty() || !next_wave.empty()) {
+    if (ready.empty()) std::swap(ready, next_wave);
     std::string id = *ready.begin();
     ready.erase(ready.begin());
     Action& a = actions[id];
@@ -211,7 +214,7 @@ Result<Plan> ComputePlan(const std::string& lab_name, const std::vector<Resource
     }
     plan.actions.push_back(std::move(a));
     for (const auto& d : dependants[id]) {
-      if (--indegree[d] == 0) ready.insert(d);
+      if (--indegree[d] == 0) next_wave.insert(d);
     }
     indegree.erase(id);
   }

@@ -1,0 +1,575 @@
+// Plan benchmark: a generated lab of 1,000 services and 200 networks.
+//
+// Target: load + validate + plan (BM_PlanEndToEnd) in at most 100 ms on the
+// project's 2-core machines, reported as min and median over 10 repetitions
+// (bench/run-plan-bench.sh prints the table).
+//
+// The lab is generated deterministically (fixed seed, no std distributions,
+// so every platform sees the same text): 4 zones, 200 networks, 4 hosts,
+// 1,000 exec services (1-2 ports, health check, resources, 0-3 dependencies on
+// earlier services), 200 volumes, a 50-rule policy, backups that meet 3-2-1, a
+// secrets file and a little monitoring. It must validate with zero errors; the
+// setup aborts with the diagnostics otherwise.
+//
+// Nothing is written into the source tree. Volume paths are relative to the
+// lab root, which is a temporary directory:
+//   <tmp>/fresh    a lab never applied: no volume directories exist
+//   <tmp>/applied  a lab after apply: volume directories exist (mode 0750)
+// Both hold the secrets file. The directory is removed when the run ends.
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "plan/plan.h"
+#include "providers/providers.h"
+#include "spec/spec.h"
+#include "state/state.h"
+
+namespace hearth::bench {
+namespace {
+
+// ---------------------------------------------------------------------------
+// The generated lab
+// ---------------------------------------------------------------------------
+
+struct LabShape {
+  int services = 1000;
+  int networks = 200;  // at most 250 * 254 (one /24 each under 10.0.0.0/8)
+  int hosts = 4;
+  int rules = 50;  // at least 4
+  // Volumes: one per five services (service 5k mounts vol-k read-write and
+  // service 5k+1 mounts it read-only), so 200 for 1,000 services.
+  int Volumes() const { return (services + 4) / 5; }
+};
+
+// splitmix64: tiny, fast and the same everywhere.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  // Uniform-enough integer in [0, n); n > 0.
+  int Below(int n) { return static_cast<int>(Next() % static_cast<uint64_t>(n)); }
+
+ private:
+  uint64_t state_;
+};
+
+constexpr const char* kZones[] = {"trusted", "servers", "iot", "dmz"};
+constexpr const char* kZoneText[] = {
+    "Admin workstations and the lab's own hosts", "Self-hosted services",
+    "IoT devices; may only reach their brokers", "Services reachable from the internet"};
+
+struct Program {
+  const char* command;
+  const char* tier;
+};
+constexpr Program kPrograms[] = {
+    {"/usr/bin/python3", "web"},
+    {"/usr/sbin/nginx", "edge"},
+    {"/usr/bin/redis-server", "cache"},
+    {"/usr/lib/postgresql/15/bin/postgres", "data"},
+    {"/usr/bin/node", "web"},
+    {"/usr/sbin/mosquitto", "iot"},
+    {"/usr/bin/prometheus-node-exporter", "metrics"},
+    {"/usr/local/bin/worker", "batch"},
+};
+
+std::string ServiceName(int i) { return fmt::format("svc-{:04d}", i); }
+std::string NetworkName(int i) { return fmt::format("net-{:03d}", i); }
+std::string VolumeName(int k) { return fmt::format("vol-{:03d}", k); }
+std::string HostName(int h) { return fmt::format("node-{}", h + 1); }
+std::string HostAddress(int h) { return fmt::format("10.1.0.{}", 11 + h); }
+// 10.<1 + i/250>.<i%250>.0/24: unique, non-overlapping, never 10.99.x.
+std::string NetPrefix(int i) { return fmt::format("10.{}.{}", 1 + i / 250, i % 250); }
+int HostIndexOf(const LabShape& shape, int service) { return (service / 5) % shape.hosts; }
+int FirstPort(int service) { return 10000 + 2 * service; }  // globally unique host ports
+
+// The secrets file every generated lab refers to. Values are opaque SOPS
+// ciphertext; only the key structure matters to Hearth.
+std::string SecretsFileText() {
+  return "db:\n"
+         "  password: ENC[AES256_GCM,data:q2V0aGluZw==,iv:AAAA,tag:BBBB,type:str]\n"
+         "app:\n"
+         "  secret_key: ENC[AES256_GCM,data:c2VjcmV0,iv:CCCC,tag:DDDD,type:str]\n"
+         "backup:\n"
+         "  repo_password: ENC[AES256_GCM,data:cmVzdGlj,iv:EEEE,tag:FFFF,type:str]\n"
+         "sops:\n"
+         "  version: 3.8.1\n"
+         "  lastmodified: \"2024-01-01T00:00:00Z\"\n";
+}
+
+// Writes the lab spec text. Deterministic: the same shape gives the same text.
+std::string GenerateLabYaml(const LabShape& shape) {
+  Rng rng(0x4845415254480001ULL);  // "HEARTH" + 1
+  std::string out;
+  out.reserve(static_cast<size_t>(shape.services) * 900 + 64 * 1024);
+  auto w = [&out](fmt::string_view f, auto&&... args) {
+    fmt::vformat_to(std::back_inserter(out), f, fmt::make_format_args(args...));
+  };
+
+  w("# Generated by bench/plan_bench.cc: {} services, {} networks, {} hosts, {} volumes.\n",
+    shape.services, shape.networks, shape.hosts, shape.Volumes());
+  w("lab:\n  name: bench\n  domain: bench.home.arpa\n"
+    "  description: Generated lab for the plan benchmark\n\n");
+
+  w("zones:\n");
+  for (int z = 0; z < 4; ++z) w("  - {{ name: {}, description: \"{}\" }}\n", kZones[z], kZoneText[z]);
+
+  // Network 0 is the management network (trusted); the hosts live on it.
+  w("\nnetworks:\n");
+  for (int i = 0; i < shape.networks; ++i) {
+    std::string p = NetPrefix(i);
+    w("  - {{ name: {}, vlan: {}, subnet: {}.0/24, gateway: {}.1, zone: {}, parent: bond0",
+      NetworkName(i), 100 + i, p, p, kZones[i % 4]);
+    if (i % 3 == 0) w(", dhcp_range: {}.100-{}.199", p, p);
+    w(" }}\n");
+  }
+
+  w("\nhosts:\n");
+  for (int h = 0; h < shape.hosts; ++h) {
+    w("  - name: {}\n    address: {}\n    network: {}\n    roles: [compute, storage]\n"
+      "    resources: {{ cpu: 64, memory: 256Gi }}\n",
+      HostName(h), HostAddress(h), NetworkName(0));
+  }
+
+  // Services. Everything in flow style inside a block map, as people write it.
+  w("\nservices:\n");
+  for (int i = 0; i < shape.services; ++i) {
+    const Program& prog = kPrograms[i % std::size(kPrograms)];
+    const std::string name = ServiceName(i);
+    const int port = FirstPort(i);
+    const int vol = i / 5;
+    const bool owns_volume = i % 5 == 0 && vol < shape.Volumes();
+    const bool reads_volume = i % 5 == 1 && vol < shape.Volumes();
+    w("  - name: {}\n", name);
+    w("    description: Generated {} service number {}\n", prog.tier, i);
+    w("    driver: exec\n");
+    w("    command: {}\n", prog.command);
+    w("    args: [\"--port\", \"{}\", \"--bind\", \"0.0.0.0\", \"--log-format\", \"json\"", port);
+    if (owns_volume) w(", \"--data\", \"${{volume:{}}}\"", VolumeName(vol));
+    if (i % 7 == 0) w(", \"--socket\", \"${{runtime_dir}}/{}.sock\"", name);
+    w("]\n");
+    w("    host: {}\n", HostName(HostIndexOf(shape, i)));
+    w("    network: {}\n", NetworkName(i % shape.networks));
+    if (i % 3 == 0) {
+      w("    ports: [{}/tcp, {}/udp]\n", port, port + 1);
+    } else {
+      w("    ports: [{}/tcp]\n", port);
+    }
+    if (owns_volume) {
+      w("    volumes: [{{ name: {} }}]\n", VolumeName(vol));
+    } else if (reads_volume) {
+      w("    volumes: [{{ name: {}, read_only: true }}]\n", VolumeName(vol));
+    }
+    // 0-3 distinct earlier services: the dependency graph is a DAG.
+    int deps = std::min(rng.Below(4), i);
+    if (deps > 0) {
+      std::set<int> picked;
+      while (static_cast<int>(picked.size()) < deps) picked.insert(rng.Below(i));
+      std::vector<std::string> names;
+      for (int d : picked) names.push_back(ServiceName(d));
+      w("    depends_on: [{}]\n", Join(names, ", "));
+    }
+    w("    env:\n");
+    w("      LOG_LEVEL: {}\n", i % 10 == 0 ? "debug" : "info");
+    w("      SERVICE_NAME: {}\n", name);
+    w("      LISTEN_PORT: \"{}\"\n", port);
+    if (i % 4 == 0) {
+      w("      DATABASE_URL: \"postgresql://app:${{secret:db.password}}@{}:5432/app\"\n",
+        HostAddress(0));
+    }
+    if (i % 10 == 3) w("      SECRET_KEY: \"${{secret:app.secret_key}}\"\n");
+    switch (i % 3) {
+      case 0:
+        w("    health: {{ tcp: {}, interval: 10s, timeout: 2s }}\n", port);
+        break;
+      case 1:
+        w("    health: {{ http: {{ path: /healthz, status: 200 }}, interval: 15s, timeout: 3s, "
+          "start_period: 5s }}\n");
+        break;
+      default:
+        w("    health: {{ exec: [\"/usr/bin/curl\", \"-fsS\", \"http://127.0.0.1:{}/ready\"], "
+          "interval: 30s, timeout: 5s, retries: 3 }}\n",
+          port);
+        break;
+    }
+    w("    resources: {{ cpu: {}, memory: {}Mi }}\n", (i % 4 + 1) * 0.25, 128 << (i % 4));
+    w("    restart: {}\n", i % 6 == 5 ? "on-failure" : "always");
+    w("    labels: {{ team: team-{}, tier: {} }}\n", i % 12, prog.tier);
+    if (owns_volume) w("    backup: {{ policy: {} }}\n", vol % 2 == 0 ? "critical" : "standard");
+  }
+
+  w("\nvolumes:\n");
+  for (int k = 0; k < shape.Volumes(); ++k) {
+    w("  - {{ name: {}, host: {}, path: volumes/{}, size: {}Gi }}\n", VolumeName(k),
+      HostName(k % shape.hosts), VolumeName(k), 1 + k % 50);
+  }
+
+  // Policy: shape.rules rules mixing zones, networks, services, hosts, aliases.
+  w("\npolicy:\n  default: deny\n  aliases:\n");
+  w("    - {{ name: admin-laptops, addresses: [10.1.0.50, 10.1.0.51] }}\n");
+  w("    - {{ name: scanners, addresses: [10.1.0.0/28] }}\n");
+  w("  rules:\n");
+  w("    - {{ name: admins-anywhere, from: trusted, to: any, action: allow }}\n");
+  w("    - {{ name: laptops-ssh, from: \"alias:admin-laptops\", to: any, ports: [22/tcp], "
+    "action: allow, log: true }}\n");
+  for (int j = 2; j < shape.rules - 2; ++j) {
+    int svc = rng.Below(shape.services);
+    int net = rng.Below(shape.networks);
+    switch (j % 4) {
+      case 0:
+        w("    - {{ name: rule-{}, from: servers, to: \"service:{}\", ports: [{}/tcp], "
+          "action: allow }}\n",
+          j, ServiceName(svc), FirstPort(svc));
+        break;
+      case 1:
+        w("    - {{ name: rule-{}, from: \"network:{}\", to: \"service:{}\", ports: [{}/tcp], "
+          "action: allow }}\n",
+          j, NetworkName(net), ServiceName(svc), FirstPort(svc));
+        break;
+      case 2:
+        w("    - {{ name: rule-{}, from: dmz, to: \"host:{}\", ports: [443/tcp, 80/tcp], "
+          "action: allow }}\n",
+          j, HostName(j % shape.hosts));
+        break;
+      default:
+        w("    - {{ name: rule-{}, from: \"zone:iot\", to: \"network:{}\", action: reject, "
+          "log: true }}\n",
+          j, NetworkName(net));
+        break;
+    }
+  }
+  w("    - {{ name: iot-elsewhere, from: iot, to: any, action: reject, log: true }}\n");
+  w("    - {{ name: dmz-to-trusted, from: dmz, to: trusted, action: deny }}\n");
+  w("  forwards:\n");
+  w("    - {{ from: wan, port: 443/tcp, to: \"service:{}\", to_port: {} }}\n", ServiceName(0),
+    FirstPort(0));
+  w("    - {{ from: wan, port: 51820/udp, to: \"host:{}\" }}\n", HostName(0));
+  std::vector<std::string> masq;
+  for (int i = 1; i <= std::min(20, shape.networks - 1); ++i) masq.push_back(NetworkName(i));
+  w("  masquerade: [{}]\n", Join(masq, ", "));
+  w("  invariants:\n");
+  w("    - {{ must_not_reach: {{ from: iot, to: trusted }} }}\n");
+  w("    - {{ must_not_reach: {{ from: dmz, to: \"service:{}\", port: {}/tcp }} }}\n",
+    ServiceName(shape.services - 1), FirstPort(shape.services - 1));
+  w("    - {{ must_reach: {{ from: trusted, to: \"service:{}\", port: {}/tcp }} }}\n",
+    ServiceName(0), FirstPort(0));
+
+  // Backups: three repositories on three media, one offsite; both policies
+  // use all three, so 3-2-1 holds.
+  w("\nbackups:\n  repositories:\n");
+  w("    - {{ name: local, url: /srv/backup/restic, medium: disk, offsite: false, "
+    "password: \"${{secret:backup.repo_password}}\" }}\n");
+  w("    - {{ name: nas, url: \"sftp://backup@nas.bench.home.arpa//tank/restic\", medium: nas, "
+    "offsite: false, password: \"${{secret:backup.repo_password}}\" }}\n");
+  w("    - {{ name: offsite, url: \"s3:https://s3.example.org/bench-lab/restic\", medium: object, "
+    "offsite: true, password: \"${{secret:backup.repo_password}}\" }}\n");
+  w("  policies:\n");
+  w("    - name: critical\n      schedule: \"0 */3 * * *\"\n      repository: local\n"
+    "      copies: [nas, offsite]\n      retain: {{ hourly: 24, daily: 7, weekly: 4, monthly: 6 }}\n"
+    "      rpo: 6h\n      three_two_one: enforce\n"
+    "      drill: {{ schedule: \"0 4 * * sun\", from: offsite, rto: 15m }}\n");
+  w("    - name: standard\n      schedule: \"@daily\"\n      repository: local\n"
+    "      copies: [nas, offsite]\n      retain: {{ daily: 7, weekly: 4 }}\n      rpo: 36h\n"
+    "      three_two_one: enforce\n");
+
+  // Monitoring: a probe for every 20th service.
+  w("\nmonitoring:\n  probes:\n");
+  for (int i = 0; i < shape.services; i += 20) {
+    w("    - {{ name: probe-{}, tcp: \"{}:{}\", interval: 30s, timeout: 5s, service: {} }}\n",
+      ServiceName(i), HostAddress(HostIndexOf(shape, i)), FirstPort(i), ServiceName(i));
+  }
+  w("  alerts:\n");
+  w("    - {{ name: ServiceDown, when: probe_failed, for: 2m, severity: critical }}\n");
+  w("    - {{ name: BackupLate, when: \"backup_age > rpo\", severity: warning }}\n");
+  w("  notify:\n    - {{ alertmanager: \"http://127.0.0.1:9093\" }}\n");
+
+  w("\nsecrets:\n  files: [secrets.sops.yaml]\n");
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Setup shared by every benchmark (built once, before any runs)
+// ---------------------------------------------------------------------------
+
+void WriteFileOrDie(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << text;
+  if (!f) {
+    std::fprintf(stderr, "plan_bench: cannot write %s\n", path.c_str());
+    std::exit(2);
+  }
+}
+
+class BenchEnv {
+ public:
+  BenchEnv() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-plan-bench.XXXXXX").string();
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (::mkdtemp(buf.data()) == nullptr) {
+      std::fprintf(stderr, "plan_bench: mkdtemp(%s) failed\n", tmpl.c_str());
+      std::exit(2);
+    }
+    tmp_ = buf.data();
+    fresh_root_ = (tmp_ / "fresh").string();
+    applied_root_ = (tmp_ / "applied").string();
+    std::filesystem::create_directories(fresh_root_);
+    std::filesystem::create_directories(applied_root_);
+    WriteFileOrDie(std::filesystem::path(fresh_root_) / "secrets.sops.yaml", SecretsFileText());
+    WriteFileOrDie(std::filesystem::path(applied_root_) / "secrets.sops.yaml", SecretsFileText());
+
+    text_ = GenerateLabYaml(shape_);
+    docs_ = {{"generated/lab.yaml", text_}};
+    fresh_lab_ = LoadOrDie(fresh_root_);
+    applied_lab_ = LoadOrDie(applied_root_);
+    CheckShape(*fresh_lab_);
+    providers::RegisterBuiltinProviders(registry_);
+
+    // A first plan: everything is a create.
+    plan::Plan first = PlanOrDie(*applied_lab_, {});
+    const int expected = static_cast<int>(fresh_lab_->services.size() + fresh_lab_->networks.size() +
+                                          fresh_lab_->volumes.size() +
+                                          fresh_lab_->secrets.files.size() + 1 /* firewall */);
+    if (first.summary.create != expected || first.summary.HasChanges() == false ||
+        first.summary.update + first.summary.replace + first.summary.destroy != 0) {
+      Die(fmt::format("first plan: expected {} creates only, got {} create, {} update, {} "
+                      "replace, {} destroy",
+                      expected, first.summary.create, first.summary.update, first.summary.replace,
+                      first.summary.destroy));
+    }
+    resources_ = expected;
+
+    // "Apply" it: record every desired resource as applied and create the
+    // volume directories the way the volume provider would (0750).
+    for (const auto& a : first.actions) {
+      state::AppliedResource r;
+      r.id = a.id;
+      r.kind = a.kind;
+      r.name = a.name;
+      r.provider = a.provider;
+      r.fields = a.desired.fields;
+      r.depends_on = a.desired.depends_on;
+      r.applied_at = "2024-01-01T00:00:00Z";
+      r.generation = 1;
+      applied_.emplace(r.id, std::move(r));
+    }
+    for (const auto& v : applied_lab_->volumes) {
+      std::string path = applied_lab_->VolumePath(v);
+      std::error_code ec;
+      std::filesystem::create_directories(path, ec);
+      if (ec || ::chmod(path.c_str(), 0750) != 0) Die("cannot create volume directory " + path);
+    }
+
+    // Re-planning after that apply must be empty.
+    plan::Plan again = PlanOrDie(*applied_lab_, applied_);
+    if (again.summary.HasChanges() || !again.actions.empty() || again.summary.drifted != 0 ||
+        again.summary.unchanged != expected) {
+      Die("re-plan after apply is not empty:\n" + plan::RenderPlanText(again, false).substr(0, 4000));
+    }
+  }
+
+  ~BenchEnv() { Cleanup(); }
+
+  void Cleanup() {
+    if (tmp_.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(tmp_, ec);
+    tmp_.clear();
+  }
+
+  [[noreturn]] void Die(const std::string& why) {
+    std::fprintf(stderr, "plan_bench: setup failed: %s\n", why.c_str());
+    Cleanup();
+    std::abort();
+  }
+
+  std::shared_ptr<const spec::Lab> LoadOrDie(const std::string& root) {
+    spec::LoadResult r = spec::LoadAndValidateStrings(docs_, root);
+    size_t warnings = r.diags.All().size() - r.diags.ErrorCount();
+    if (!r.ok()) {
+      std::string all;
+      for (const auto& d : r.diags.All()) all += "  " + d.ToString() + "\n";
+      Die(fmt::format("the generated lab has {} error(s) and {} warning(s):\n{}",
+                      r.diags.ErrorCount(), warnings, all));
+    }
+    for (const auto& d : r.diags.All())
+      std::fprintf(stderr, "plan_bench: note: generated lab: %s\n", d.ToString().c_str());
+    return r.lab;
+  }
+
+  void CheckShape(const spec::Lab& lab) {
+    size_t deps = 0;
+    for (const auto& s : lab.services) deps += s.depends_on.size();
+    if (lab.services.size() != static_cast<size_t>(shape_.services) ||
+        lab.networks.size() != static_cast<size_t>(shape_.networks) || lab.zones.size() != 4 ||
+        lab.hosts.size() != static_cast<size_t>(shape_.hosts) ||
+        lab.volumes.size() != static_cast<size_t>(shape_.Volumes()) ||
+        lab.policy.rules.size() != static_cast<size_t>(shape_.rules) ||
+        lab.backups.repositories.size() != 3 || lab.backups.policies.size() != 2) {
+      Die("the generated lab does not have the intended shape");
+    }
+    deps_ = deps;
+  }
+
+  plan::Plan PlanOrDie(const spec::Lab& lab, const plan::Applied& applied) {
+    spec::Diagnostics diags;
+    auto p = plan::MakePlan(lab, registry_, applied, diags);
+    if (!p.ok()) Die("MakePlan failed: " + p.status().ToString());
+    return std::move(p).value();
+  }
+
+  const LabShape& shape() const { return shape_; }
+  const std::string& text() const { return text_; }
+  const std::vector<std::pair<std::string, std::string>>& docs() const { return docs_; }
+  const std::string& fresh_root() const { return fresh_root_; }
+  const spec::Lab& fresh_lab() const { return *fresh_lab_; }
+  const spec::Lab& applied_lab() const { return *applied_lab_; }
+  const plan::Applied& applied() const { return applied_; }
+  plan::Registry& registry() { return registry_; }
+  int resources() const { return resources_; }
+  size_t deps() const { return deps_; }
+
+ private:
+  LabShape shape_;
+  std::filesystem::path tmp_;
+  std::string fresh_root_, applied_root_;
+  std::string text_;
+  std::vector<std::pair<std::string, std::string>> docs_;
+  std::shared_ptr<const spec::Lab> fresh_lab_, applied_lab_;
+  plan::Registry registry_;
+  plan::Applied applied_;
+  int resources_ = 0;
+  size_t deps_ = 0;
+};
+
+BenchEnv* g_env = nullptr;
+
+double MinOf(const std::vector<double>& v) {
+  return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end());
+}
+
+void SetCounters(benchmark::State& state) {
+  state.counters["services"] = g_env->shape().services;
+  state.counters["resources"] = g_env->resources();
+  state.counters["spec_KiB"] = static_cast<double>(g_env->text().size()) / 1024.0;
+}
+
+// ---------------------------------------------------------------------------
+// Benchmarks
+// ---------------------------------------------------------------------------
+
+// Parse + decode + cross-reference validation of the generated text.
+void BM_LoadAndValidate(benchmark::State& state) {
+  for (auto _ : state) {
+    spec::LoadResult r = spec::LoadAndValidateStrings(g_env->docs(), g_env->fresh_root());
+    if (!r.ok()) {
+      state.SkipWithError("the generated lab did not validate");
+      break;
+    }
+    benchmark::DoNotOptimize(r.lab);
+  }
+  SetCounters(state);
+}
+
+// MakePlan (provider validation, Desired, Observe, ComputePlan) on an
+// already-loaded lab that was never applied: every resource is a create.
+void BM_PlanFromModel(benchmark::State& state) {
+  const plan::Applied none;
+  for (auto _ : state) {
+    spec::Diagnostics diags;
+    auto p = plan::MakePlan(g_env->fresh_lab(), g_env->registry(), none, diags);
+    if (!p.ok()) {
+      state.SkipWithError("MakePlan failed");
+      break;
+    }
+    benchmark::DoNotOptimize(p);
+  }
+  SetCounters(state);
+}
+
+// What `hearth plan` does for a new lab: load + validate + plan. The 100 ms
+// target applies to this one.
+void BM_PlanEndToEnd(benchmark::State& state) {
+  const plan::Applied none;
+  for (auto _ : state) {
+    spec::LoadResult r = spec::LoadAndValidateStrings(g_env->docs(), g_env->fresh_root());
+    if (!r.ok()) {
+      state.SkipWithError("the generated lab did not validate");
+      break;
+    }
+    auto p = plan::MakePlan(*r.lab, g_env->registry(), none, r.diags);
+    if (!p.ok()) {
+      state.SkipWithError("MakePlan failed");
+      break;
+    }
+    benchmark::DoNotOptimize(p);
+  }
+  SetCounters(state);
+}
+
+// Plan again after everything was applied (volume directories exist, the
+// applied map holds every resource): the plan is empty (checked in setup).
+void BM_ReplanAfterApply(benchmark::State& state) {
+  for (auto _ : state) {
+    spec::Diagnostics diags;
+    auto p = plan::MakePlan(g_env->applied_lab(), g_env->registry(), g_env->applied(), diags);
+    if (!p.ok()) {
+      state.SkipWithError("MakePlan failed");
+      break;
+    }
+    benchmark::DoNotOptimize(p);
+  }
+  SetCounters(state);
+}
+
+#define HEARTH_PLAN_BENCHMARK(fn)          \
+  BENCHMARK(fn)                            \
+      ->Unit(benchmark::kMillisecond)      \
+      ->Repetitions(10)                    \
+      ->ReportAggregatesOnly(false)        \
+      ->ComputeStatistics("min", MinOf)
+
+HEARTH_PLAN_BENCHMARK(BM_LoadAndValidate);
+HEARTH_PLAN_BENCHMARK(BM_PlanFromModel);
+HEARTH_PLAN_BENCHMARK(BM_PlanEndToEnd);
+HEARTH_PLAN_BENCHMARK(BM_ReplanAfterApply);
+
+}  // namespace
+}  // namespace hearth::bench
+
+int main(int argc, char** argv) {
+  using hearth::bench::g_env;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  g_env = new hearth::bench::BenchEnv();
+  benchmark::AddCustomContext(
+      "hearth_lab", fmt::format("{} services ({} depends_on edges), {} networks, {} hosts, {} "
+                                "volumes, {} policy rules; {} resources; spec {} bytes",
+                                g_env->shape().services, g_env->deps(), g_env->shape().networks,
+                                g_env->shape().hosts, g_env->shape().Volumes(),
+                                g_env->shape().rules, g_env->resources(), g_env->text().size()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  delete g_env;
+  g_env = nullptr;
+  return 0;
+}

@@ -1,0 +1,552 @@
+// End-to-end tests of the real `hearth` binary. Each test runs the binary as
+// a child process and checks its exit code, stdout and stderr. Anything that
+// writes state works on a private copy of examples/home in a temp directory;
+// nothing is ever written into the source tree.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "hearth-cli-XXXXXX").string();
+    char* made = ::mkdtemp(tmpl.data());
+    if (made == nullptr) std::abort();
+    path_ = made;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+struct RunResult {
+  int exit_code = -1;  // -1: did not exit normally
+  std::string out;
+  std::string err;
+  std::string Describe() const {
+    return "exit " + std::to_string(exit_code) + "\n--- stdout ---\n" + out + "--- stderr ---\n" +
+           err;
+  }
+};
+
+// Runs HEARTH_BINARY with `args` in `cwd`, stdin from /dev/null, stdout and
+// stderr captured through files (no pipe can fill up and block the child).
+RunResult Hearth(const std::vector<std::string>& args, const std::string& cwd) {
+  TempDir io;
+  const std::string out_path = io.path() + "/stdout";
+  const std::string err_path = io.path() + "/stderr";
+  std::vector<std::string> argv_s = {HEARTH_BINARY};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  pid_t pid = ::fork();
+  if (pid < 0) return {};
+  if (pid == 0) {
+    int in = ::open("/dev/null", O_RDONLY);
+    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (in < 0 || out < 0 || err < 0) ::_exit(126);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    if (::chdir(cwd.c_str()) != 0) ::_exit(126);
+    ::setenv("NO_COLOR", "1", 1);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return {};
+  }
+  RunResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = Slurp(out_path);
+  r.err = Slurp(err_path);
+  return r;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// A temp directory holding a private copy of examples/home in <tmp>/home.
+// Only the spec and secrets files are copied: never any state that might
+// sit in the source tree.
+class LabCopy {
+ public:
+  LabCopy() {
+    lab_ = dir_.path() + "/home";
+    fs::create_directory(lab_);
+    for (const auto& e : fs::directory_iterator(fs::path(HEARTH_SOURCE_DIR) / "examples/home")) {
+      std::string name = e.path().filename().string();
+      if (!e.is_regular_file() || name.empty() || name[0] == '.') continue;
+      fs::copy_file(e.path(), fs::path(lab_) / name);
+    }
+  }
+  const std::string& tmp() const { return dir_.path(); }
+  const std::string& lab() const { return lab_; }
+  // Runs hearth with --lab pointing at the copy, from the temp directory.
+  RunResult Run(std::vector<std::string> args) const {
+    args.insert(args.begin(), {"--lab", lab_});
+    return Hearth(args, dir_.path());
+  }
+
+ private:
+  TempDir dir_;
+  std::string lab_;
+};
+
+// A lab with one unknown key ("pathh") on line 5, column 5.
+constexpr const char* kBrokenSpec = R"(lab:
+  name: broken
+volumes:
+  - name: data
+    pathh: /srv/data
+)";
+
+json ParseJson(const RunResult& r) {
+  json j = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << "stdout is not JSON\n" << r.Describe();
+  return j;
+}
+
+const json* FindChange(const json& plan, const std::string& address) {
+  for (const auto& c : plan.at("resource_changes")) {
+    if (c.value("address", "") == address) return &c;
+  }
+  return nullptr;
+}
+
+// ----- Help and usage -----
+
+TEST(CliHelpTest, TopLevelHelpPrintsUsageAndExitsZero) {
+  TempDir cwd;
+  RunResult r = Hearth({"--help"}, cwd.path());
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "Usage:")) << r.Describe();
+  for (const char* cmd : {"validate", "plan", "apply", "status", "events", "state", "version"}) {
+    EXPECT_TRUE(Contains(r.out, cmd)) << cmd << " missing from\n" << r.out;
+  }
+  EXPECT_TRUE(Contains(r.out, "Exit codes")) << r.out;
+}
+
+TEST(CliHelpTest, EveryCommandHasHelp) {
+  TempDir cwd;
+  const std::vector<std::vector<std::string>> commands = {
+      {"validate"}, {"plan"},          {"apply"},           {"status"}, {"events"},
+      {"state"},    {"state", "info"}, {"state", "unlock"}, {"version"}};
+  for (const auto& cmd : commands) {
+    std::string name;
+    for (const auto& c : cmd) name += (name.empty() ? "" : " ") + c;
+    SCOPED_TRACE(name);
+    std::vector<std::string> args = cmd;
+    args.push_back("--help");
+    RunResult r = Hearth(args, cwd.path());
+    EXPECT_EQ(r.exit_code, 0) << r.Describe();
+    EXPECT_TRUE(Contains(r.out, "Usage: ")) << r.Describe();
+    EXPECT_TRUE(Contains(r.out, "hearth " + name)) << r.Describe();
+  }
+  // Command-specific flags are documented in their help.
+  EXPECT_TRUE(Contains(Hearth({"plan", "--help"}, cwd.path()).out, "--detailed-exitcode"));
+  EXPECT_TRUE(Contains(Hearth({"apply", "--help"}, cwd.path()).out, "--yes"));
+  EXPECT_TRUE(Contains(Hearth({"state", "unlock", "--help"}, cwd.path()).out, "LOCK_ID"));
+  // Nothing ran: no state was created in the working directory.
+  EXPECT_FALSE(fs::exists(cwd.path() + "/.hearth"));
+}
+
+TEST(CliUsageTest, UnknownFlagExits64) {
+  TempDir cwd;
+  RunResult r = Hearth({"--no-such-flag", "version"}, cwd.path());
+  EXPECT_EQ(r.exit_code, 64) << r.Describe();
+  EXPECT_TRUE(Contains(r.err, "--no-such-flag")) << r.Describe();
+
+  r = Hearth({"plan", "--bogus"}, cwd.path());
+  EXPECT_EQ(r.exit_code, 64) << r.Describe();
+}
+
+TEST(CliUsageTest, MissingCommandAndBadValuesExit64) {
+  TempDir cwd;
+  EXPECT_EQ(Hearth({}, cwd.path()).exit_code, 64);
+  EXPECT_EQ(Hearth({"-o", "xml", "version"}, cwd.path()).exit_code, 64);
+  RunResult r = Hearth({"--log-level", "loud", "version"}, cwd.path());
+  EXPECT_EQ(r.exit_code, 64) << r.Describe();
+  EXPECT_TRUE(Contains(r.err, "loud")) << r.Describe();
+  EXPECT_EQ(Hearth({"state", "unlock"}, cwd.path()).exit_code, 64) << "LOCK_ID is required";
+}
+
+// ----- validate -----
+
+TEST(CliValidateTest, ExampleLabIsValid) {
+  LabCopy lab;
+  RunResult r = lab.Run({"validate"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  auto out = Lines(r.out);
+  ASSERT_EQ(out.size(), 1u) << r.Describe();
+  EXPECT_TRUE(Contains(out[0], "is valid")) << out[0];
+  EXPECT_TRUE(Contains(out[0], "Lab \"home\"")) << out[0];
+  for (const auto& line : Lines(r.err)) {
+    EXPECT_TRUE(Contains(line, "warning:")) << "unexpected stderr line: " << line;
+  }
+  // validate reads only: no state directory appears.
+  EXPECT_FALSE(fs::exists(lab.lab() + "/.hearth"));
+}
+
+TEST(CliValidateTest, BrokenSpecReportsFileLineColumn) {
+  TempDir dir;
+  WriteText(dir.path() + "/lab.yaml", kBrokenSpec);
+  RunResult r = Hearth({"--lab", dir.path(), "validate"}, dir.path());
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_TRUE(Contains(r.err, dir.path() + "/lab.yaml:5:5: error: ")) << r.Describe();
+  EXPECT_TRUE(std::regex_search(r.err, std::regex(R"(lab\.yaml:\d+:\d+: error: .*pathh)")))
+      << r.Describe();
+  EXPECT_TRUE(Contains(r.err, "did you mean \"path\"")) << r.Describe();
+  EXPECT_TRUE(Contains(r.err, "1 error found")) << r.Describe();
+  EXPECT_FALSE(Contains(r.out, "is valid")) << r.Describe();
+}
+
+TEST(CliValidateTest, JsonOutputForBrokenSpec) {
+  TempDir dir;
+  WriteText(dir.path() + "/lab.yaml", kBrokenSpec);
+  RunResult r = Hearth({"--lab", dir.path(), "-o", "json", "validate"}, dir.path());
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  json j = ParseJson(r);
+  ASSERT_TRUE(j.is_object()) << r.Describe();
+  EXPECT_EQ(j.at("valid"), false);
+  ASSERT_TRUE(j.at("diagnostics").is_array());
+  ASSERT_GE(j.at("diagnostics").size(), 1u);
+  const json& d = j.at("diagnostics")[0];
+  EXPECT_EQ(d.at("severity"), "error");
+  EXPECT_EQ(d.at("file"), dir.path() + "/lab.yaml");
+  EXPECT_EQ(d.at("line"), 5);
+  EXPECT_EQ(d.at("column"), 5);
+  EXPECT_EQ(d.at("path"), "volumes[0].pathh");
+  EXPECT_TRUE(Contains(d.at("message").get<std::string>(), "unknown key")) << d.dump();
+  // With -o json the diagnostics live in the document, not on stderr.
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(CliValidateTest, JsonOutputForExampleLab) {
+  LabCopy lab;
+  // -o placed after the command works too (global options fall through).
+  RunResult r = lab.Run({"validate", "-o", "json"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  json j = ParseJson(r);
+  EXPECT_EQ(j.at("valid"), true);
+  EXPECT_EQ(j.at("lab"), "home");
+  EXPECT_EQ(j.at("counts").at("services"), 6);
+  EXPECT_EQ(j.at("counts").at("volumes"), 3);
+  for (const auto& d : j.at("diagnostics")) EXPECT_EQ(d.at("severity"), "warning") << d.dump();
+}
+
+TEST(CliValidateTest, MissingLabDirectoryIsAnError) {
+  TempDir dir;
+  RunResult r = Hearth({"--lab", dir.path() + "/nope", "validate"}, dir.path());
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_TRUE(Contains(r.err, dir.path() + "/nope")) << r.Describe();
+  EXPECT_TRUE(Contains(r.err, "error:")) << r.Describe();
+}
+
+// ----- plan -----
+
+TEST(CliPlanTest, FreshLabHasChangesWithDetailedExitcode) {
+  LabCopy lab;
+  RunResult r = lab.Run({"plan", "--detailed-exitcode"});
+  EXPECT_EQ(r.exit_code, 2) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "Plan:")) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "to add")) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "+ service \"db\"")) << r.Describe();
+  // Plan changes nothing on disk.
+  EXPECT_FALSE(fs::exists(lab.lab() + "/.hearth"));
+}
+
+TEST(CliPlanTest, SingleDashDetailedExitcodeIsAccepted) {
+  LabCopy lab;
+  RunResult dbl = lab.Run({"plan", "--detailed-exitcode"});
+  RunResult single = lab.Run({"plan", "-detailed-exitcode"});
+  EXPECT_EQ(single.exit_code, 2) << single.Describe();
+  EXPECT_TRUE(Contains(single.out, "Plan:")) << single.Describe();
+  EXPECT_TRUE(Contains(single.out, "to add")) << single.Describe();
+  EXPECT_EQ(single.out, dbl.out);
+}
+
+TEST(CliPlanTest, WithoutDetailedExitcodeChangesExitZero) {
+  LabCopy lab;
+  RunResult r = lab.Run({"plan"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "to add")) << r.Describe();
+}
+
+TEST(CliPlanTest, JsonPlanListsServiceCreate) {
+  LabCopy lab;
+  RunResult r = lab.Run({"-o", "json", "plan"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  json j = ParseJson(r);
+  ASSERT_TRUE(j.contains("resource_changes")) << r.Describe();
+  EXPECT_EQ(j.at("lab"), "home");
+  const json* db = FindChange(j, "service.db");
+  ASSERT_NE(db, nullptr) << r.out;
+  EXPECT_EQ(db->at("actions"), json::array({"create"}));
+  EXPECT_EQ(db->at("kind"), "service");
+  EXPECT_EQ(db->at("name"), "db");
+  // Every resource of a fresh lab is a create.
+  for (const auto& c : j.at("resource_changes")) {
+    EXPECT_EQ(c.at("actions"), json::array({"create"})) << c.at("address");
+  }
+  // Secrets stay references in the plan.
+  EXPECT_TRUE(Contains(r.out, "${secret:db.password}"));
+}
+
+TEST(CliPlanTest, InvalidSpecFailsPlan) {
+  TempDir dir;
+  WriteText(dir.path() + "/lab.yaml", kBrokenSpec);
+  RunResult r = Hearth({"--lab", dir.path(), "plan", "--detailed-exitcode"}, dir.path());
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_TRUE(Contains(r.err, "lab.yaml:5:5: error:")) << r.Describe();
+}
+
+// ----- apply and the state it leaves -----
+
+TEST(CliApplyTest, ApplyThenPlanIsEmpty) {
+  LabCopy lab;
+  RunResult r = lab.Run({"apply", "--yes"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "Apply complete")) << r.Describe();
+  EXPECT_TRUE(fs::exists(lab.lab() + "/.hearth/state.db"));
+
+  r = lab.Run({"plan", "--detailed-exitcode"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "No changes")) << r.Describe();
+
+  for (const char* v : {"pgdata", "appdata", "mqttdata"}) {
+    std::string path = lab.lab() + "/.hearth/volumes/" + v;
+    EXPECT_TRUE(fs::is_directory(path)) << path;
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 07777, 0750u) << path;
+  }
+
+  // A second apply has nothing to do and still succeeds.
+  r = lab.Run({"apply", "--yes"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "No changes")) << r.Describe();
+}
+
+TEST(CliApplyTest, EditedServiceShowsInPlaceUpdate) {
+  LabCopy lab;
+  ASSERT_EQ(lab.Run({"apply", "--yes"}).exit_code, 0);
+
+  const std::string services = lab.lab() + "/services.yaml";
+  std::string text = Slurp(services);
+  const std::string from = "--web.listen-address=127.0.0.1:9100";
+  const std::string to = "--web.listen-address=127.0.0.1:9101";
+  size_t pos = text.find(from);
+  ASSERT_NE(pos, std::string::npos) << "the example's node-exporter args changed; update the test";
+  text.replace(pos, from.size(), to);
+  WriteText(services, text);
+
+  RunResult r = lab.Run({"plan", "--detailed-exitcode"});
+  EXPECT_EQ(r.exit_code, 2) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "~ service \"node-exporter\"")) << r.Describe();
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(~ args\[0\] += ".*9100" -> ".*9101")")))
+      << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "1 to change")) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "0 to add")) << r.Describe();
+
+  r = lab.Run({"-o", "json", "plan"});
+  json j = ParseJson(r);
+  const json* ne = FindChange(j, "service.node-exporter");
+  ASSERT_NE(ne, nullptr) << r.out;
+  EXPECT_EQ(ne->at("actions"), json::array({"update"}));
+  ASSERT_EQ(ne->at("changes").size(), 1u) << ne->dump(2);
+  EXPECT_EQ(ne->at("changes")[0].at("field"), "args[0]");
+  EXPECT_EQ(ne->at("changes")[0].at("after"), to);
+  EXPECT_EQ(j.at("resource_changes").size(), 1u) << r.out;
+
+  // Applying the edit brings the lab back in sync.
+  ASSERT_EQ(lab.Run({"apply", "--yes"}).exit_code, 0);
+  EXPECT_EQ(lab.Run({"plan", "--detailed-exitcode"}).exit_code, 0);
+}
+
+TEST(CliApplyTest, ChmodOfVolumeShowsAsDrift) {
+  LabCopy lab;
+  ASSERT_EQ(lab.Run({"apply", "--yes"}).exit_code, 0);
+  std::string pg = lab.lab() + "/.hearth/volumes/pgdata";
+  ASSERT_EQ(::chmod(pg.c_str(), 0700), 0);
+  RunResult r = lab.Run({"plan", "--detailed-exitcode"});
+  EXPECT_EQ(r.exit_code, 2) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "[drift]")) << r.Describe();
+  EXPECT_TRUE(Contains(r.out, "\"0700\" -> \"0750\"")) << r.Describe();
+  ASSERT_EQ(lab.Run({"apply", "--yes"}).exit_code, 0);
+  struct stat st {};
+  ASSERT_EQ(::stat(pg.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+}
+
+TEST(CliStatusTest, JsonBeforeAndAfterApply) {
+  LabCopy lab;
+  RunResult r = lab.Run({"-o", "json", "status"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  json before = ParseJson(r);
+  EXPECT_EQ(before.at("in_sync"), false);
+  EXPECT_EQ(before.at("events"), json::array());
+
+  ASSERT_EQ(lab.Run({"apply", "--yes"}).exit_code, 0);
+  r = lab.Run({"-o", "json", "status"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  json j = ParseJson(r);
+  EXPECT_EQ(j.at("lab"), "home");
+  EXPECT_EQ(j.at("in_sync"), true);
+  ASSERT_TRUE(j.at("resources").is_array());
+  std::vector<std::string> addresses;
+  for (const auto& res : j.at("resources")) {
+    addresses.push_back(res.at("address"));
+    EXPECT_EQ(res.at("sync"), "in sync") << res.dump();
+    EXPECT_FALSE(res.at("applied_at").get<std::string>().empty()) << res.dump();
+  }
+  for (const char* want : {"service.db", "service.proxy", "volume.pgdata", "network.apps"}) {
+    EXPECT_NE(std::find(addresses.begin(), addresses.end(), want), addresses.end()) << want;
+  }
+}
+
+TEST(CliEventsTest, JsonHasApplyCreateEvents) {
+  LabCopy lab;
+  RunResult r = lab.Run({"-o", "json", "events"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(ParseJson(r), json::array()) << "no events before the first apply";
+
+  ASSERT_EQ(lab.Run({"apply", "--yes"}).exit_code, 0);
+  r = lab.Run({"-o", "json", "events"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  json j = ParseJson(r);
+  ASSERT_TRUE(j.is_array());
+  int creates = 0;
+  bool db_created = false;
+  int64_t last_seq = 0;
+  for (const auto& e : j) {
+    EXPECT_GT(e.at("seq").get<int64_t>(), last_seq) << "events are in sequence order";
+    last_seq = e.at("seq").get<int64_t>();
+    if (e.at("type") == "apply.create") {
+      ++creates;
+      if (e.at("subject") == "service.db") db_created = true;
+    }
+  }
+  EXPECT_TRUE(db_created) << r.out;
+  EXPECT_GE(creates, 6) << r.out;
+  EXPECT_EQ(j.front().at("type"), "apply.start");
+  EXPECT_EQ(j.back().at("type"), "apply.finish");
+}
+
+TEST(CliStateTest, StateDirFlagPutsDatabaseThere) {
+  LabCopy lab;
+  const std::string state_dir = lab.tmp() + "/elsewhere/state";
+  RunResult r = lab.Run({"--state-dir", state_dir, "apply", "--yes"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_TRUE(fs::exists(state_dir + "/state.db"));
+  EXPECT_FALSE(fs::exists(lab.lab() + "/.hearth/state.db"));
+
+  // The same flag finds the state again; without it the lab looks unapplied.
+  r = lab.Run({"--state-dir", state_dir, "plan", "--detailed-exitcode"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  r = lab.Run({"plan", "--detailed-exitcode"});
+  EXPECT_EQ(r.exit_code, 2) << r.Describe();
+
+  r = lab.Run({"--state-dir", state_dir, "-o", "json", "state", "info"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  json info = ParseJson(r);
+  EXPECT_EQ(info.at("path"), state_dir + "/state.db");
+  EXPECT_EQ(info.at("exists"), true);
+  EXPECT_TRUE(info.at("lock").is_null()) << "apply must release its lock";
+}
+
+TEST(CliStateTest, InfoBeforeApplyAndUnlockWithoutState) {
+  LabCopy lab;
+  RunResult r = lab.Run({"-o", "json", "state", "info"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  json info = ParseJson(r);
+  EXPECT_EQ(info.at("exists"), false);
+  EXPECT_EQ(info.at("path"), lab.lab() + "/.hearth/state.db");
+  EXPECT_FALSE(fs::exists(lab.lab() + "/.hearth/state.db")) << "state info must not create state";
+
+  r = lab.Run({"state", "unlock", "some-id"});
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_TRUE(Contains(r.err, "error:")) << r.Describe();
+}
+
+// ----- version -----
+
+TEST(CliVersionTest, TablePrintsVersion) {
+  TempDir cwd;
+  RunResult r = Hearth({"version"}, cwd.path());
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(r.out.rfind("hearth ", 0), 0u) << r.Describe();
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(^hearth \d+\.\d+\.\d+)"))) << r.out;
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(CliVersionTest, YamlAndJsonOutput) {
+  TempDir cwd;
+  RunResult yaml = Hearth({"-o", "yaml", "version"}, cwd.path());
+  EXPECT_EQ(yaml.exit_code, 0) << yaml.Describe();
+  EXPECT_TRUE(std::regex_search(yaml.out, std::regex(R"((^|\n)version: )"))) << yaml.out;
+  EXPECT_TRUE(std::regex_search(yaml.out, std::regex(R"((^|\n)state_schema: \d+\n)"))) << yaml.out;
+  EXPECT_FALSE(Contains(yaml.out, "{")) << "block style, not JSON: " << yaml.out;
+
+  RunResult js = Hearth({"-o", "json", "version"}, cwd.path());
+  EXPECT_EQ(js.exit_code, 0) << js.Describe();
+  json j = ParseJson(js);
+  ASSERT_TRUE(j.contains("version"));
+  // The YAML and JSON documents carry the same version.
+  EXPECT_TRUE(Contains(yaml.out, j.at("version").get<std::string>())) << yaml.out;
+  EXPECT_TRUE(Contains(Hearth({"version"}, cwd.path()).out,
+                       "hearth " + j.at("version").get<std::string>()));
+}
+
+}  // namespace
