@@ -52,6 +52,11 @@ class ServiceProvider final : public plan::Provider {
       for (const auto& v : s.volumes)
         if (v.volume) r.depends_on.push_back("volume." + v.volume->name);
       if (s.network) r.depends_on.push_back("network." + s.network->name);
+      // Segmentation is in place before anything is exposed: every service
+      // waits for the firewall policy (which itself waits for all networks).
+      if (!lab.networks.empty() || !lab.policy.rules.empty()) {
+        r.depends_on.push_back("firewall.policy");
+      }
       if (uses_secrets.count(s.name)) {
         r.depends_on.insert(r.depends_on.end(), secret_ids.begin(), secret_ids.end());
       }
