@@ -556,11 +556,39 @@ HEARTH_PLAN_BENCHMARK(BM_ReplanAfterApply);
 }  // namespace
 }  // namespace hearth::bench
 
+#ifndef HEARTH_BENCH_BUILD_TYPE
+#define HEARTH_BENCH_BUILD_TYPE ""
+#endif
+
+// plan_bench [--hearth_write_lab=DIR] [benchmark flags]
+//   --hearth_write_lab=DIR  write the generated lab (lab.yaml and
+//                           secrets.sops.yaml) into DIR and exit, e.g. to
+//                           time `hearth --lab DIR plan` or to profile it.
 int main(int argc, char** argv) {
   using hearth::bench::g_env;
+  const std::string kWriteLab = "--hearth_write_lab=";
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind(kWriteLab, 0) != 0) continue;
+    std::filesystem::path dir = arg.substr(kWriteLab.size());
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    hearth::bench::WriteFileOrDie(dir / "lab.yaml",
+                                  hearth::bench::GenerateLabYaml(hearth::bench::LabShape{}));
+    hearth::bench::WriteFileOrDie(dir / "secrets.sops.yaml", hearth::bench::SecretsFileText());
+    std::printf("wrote %s and %s\n", (dir / "lab.yaml").c_str(),
+                (dir / "secrets.sops.yaml").c_str());
+    return 0;
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   g_env = new hearth::bench::BenchEnv();
+  benchmark::AddCustomContext("hearth_build_type", HEARTH_BENCH_BUILD_TYPE);
+#ifdef NDEBUG
+  benchmark::AddCustomContext("hearth_assertions", "off (NDEBUG)");
+#else
+  benchmark::AddCustomContext("hearth_assertions", "on");
+#endif
   benchmark::AddCustomContext(
       "hearth_lab", fmt::format("{} services ({} depends_on edges), {} networks, {} hosts, {} "
                                 "volumes, {} policy rules; {} resources; spec {} bytes",

@@ -56,9 +56,13 @@ for b in data.get("benchmarks", []):
         runs.setdefault(name, []).append(ms)
 
 print("Hearth plan benchmark: generated lab, %s" % ctx.get("hearth_lab", "(no lab context)"))
-print("Host: %s, %s CPU(s) at %s MHz, build type %s; %s" % (
+print("Host: %s, %s CPU(s) at %s MHz; Hearth build type: %s; %s" % (
     ctx.get("host_name", "?"), ctx.get("num_cpus", "?"), ctx.get("mhz_per_cpu", "?"),
-    ctx.get("library_build_type", "?"), ctx.get("date", "")))
+    ctx.get("hearth_build_type") or "?", ctx.get("date", "")))
+load = ctx.get("load_avg")
+if load:
+    print("Load average at start: %s (numbers from a busy machine are noisy; trust min first)" %
+          ", ".join("%.2f" % x for x in load))
 print("No external peer exists for planning (Terraform is not installable here), so absolute")
 print("numbers are reported against the target: end-to-end (load + validate + plan) <= 100 ms.")
 print("Wall-clock times; min and median over %s repetitions." %

@@ -41,12 +41,7 @@ void RegisterApply(CLI::App& app, GlobalOptions& g, Command& run) {
     run = [&g, opts]() -> int {
       spec::Diagnostics diags;
       auto lab = LoadLabOrReport(g, diags);
-      if (!lab) {
-        if (g.format() != Format::kTable) {
-          PrintDocument(g, {{"error", "invalid lab spec"}, {"diagnostics", DiagnosticsToJson(diags)}});
-        }
-        return kExitError;
-      }
+      if (!lab) return kExitError;
       auto store = state::Store::Open(g.StateDir());
       if (!store.ok()) return ReportError(store.status());
       auto lock = (*store)->AcquireLock("apply");

@@ -50,10 +50,12 @@ void RegisterVersion(CLI::App& app, GlobalOptions& g, Command& run);
 
 // ----- helpers shared by commands (cli/common.cc) -----
 
-// Loads and validates the lab. Prints diagnostics (stderr for table output;
-// for json/yaml, errors go into the document the caller prints). Returns
-// null when there are errors.
-std::shared_ptr<const spec::Lab> LoadLabOrReport(const GlobalOptions& g, spec::Diagnostics& diags);
+// Loads and validates the lab. For table output, diagnostics go to stderr.
+// For json/yaml output, an invalid spec is reported as a document on stdout
+// ({"error", "diagnostics"}) unless the caller prints its own
+// (error_document = false). Returns null when there are errors.
+std::shared_ptr<const spec::Lab> LoadLabOrReport(const GlobalOptions& g, spec::Diagnostics& diags,
+                                                 bool error_document = true);
 void PrintDiagnostics(const spec::Diagnostics& diags, bool color);
 nlohmann::json DiagnosticsToJson(const spec::Diagnostics& diags);
 // Prints a JSON/YAML document on stdout in the selected format.

@@ -63,11 +63,14 @@ nlohmann::json DiagnosticsToJson(const spec::Diagnostics& diags) {
   return out;
 }
 
-std::shared_ptr<const spec::Lab> LoadLabOrReport(const GlobalOptions& g, spec::Diagnostics& diags) {
+std::shared_ptr<const spec::Lab> LoadLabOrReport(const GlobalOptions& g, spec::Diagnostics& diags,
+                                                 bool error_document) {
   spec::LoadResult r = spec::LoadAndValidate(g.lab_dir);
   diags = r.diags;
   if (g.format() == Format::kTable) {
     PrintDiagnostics(diags, g.Color() && IsTerminal(stderr));
+  } else if (!r.ok() && error_document) {
+    PrintDocument(g, {{"error", "invalid lab spec"}, {"diagnostics", DiagnosticsToJson(diags)}});
   }
   if (!r.ok()) return nullptr;
   return r.lab;

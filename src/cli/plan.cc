@@ -20,12 +20,7 @@ void RegisterPlan(CLI::App& app, GlobalOptions& g, Command& run) {
     run = [&g, opts]() -> int {
       spec::Diagnostics diags;
       auto lab = LoadLabOrReport(g, diags);
-      if (!lab) {
-        if (g.format() != Format::kTable) {
-          PrintDocument(g, {{"error", "invalid lab spec"}, {"diagnostics", DiagnosticsToJson(diags)}});
-        }
-        return kExitError;
-      }
+      if (!lab) return kExitError;
       auto store = OpenStoreIfExists(g);
       if (!store.ok()) return ReportError(store.status());
       plan::Applied applied;

@@ -10,10 +10,10 @@ void RegisterValidate(CLI::App& app, GlobalOptions& g, Command& run) {
   cmd->callback([&g, &run] {
     run = [&g]() -> int {
       spec::Diagnostics diags;
-      auto lab = LoadLabOrReport(g, diags);
+      auto lab = LoadLabOrReport(g, diags, /*error_document=*/false);
       if (g.format() != Format::kTable) {
         nlohmann::json doc = {{"valid", lab != nullptr},
-                              {"lab", lab ? lab->lab.name : ""},
+                              {"lab", lab ? nlohmann::json(lab->lab.name) : nlohmann::json()},
                               {"diagnostics", DiagnosticsToJson(diags)}};
         if (lab) {
           doc["counts"] = {{"hosts", lab->hosts.size()},       {"networks", lab->networks.size()},

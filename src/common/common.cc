@@ -1,12 +1,15 @@
 #include "common/common.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -69,14 +72,20 @@ std::string FormatRfc3339(std::chrono::system_clock::time_point t) {
 }
 
 size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  // Optimal string alignment distance: Levenshtein plus adjacent transpositions.
+  std::vector<size_t> prev2(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
       size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
       cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+      // A swap of two neighbouring letters ("nmae") is one typo, not two.
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        cur[j] = std::min(cur[j], prev2[j - 2] + 1);
+      }
     }
+    std::swap(prev2, prev);
     std::swap(prev, cur);
   }
   return prev[b.size()];
@@ -132,6 +141,10 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 Result<std::string> ReadFile(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return InvalidArgument(path + ": is a directory, expected a file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int err = errno;
@@ -145,7 +158,11 @@ Result<std::string> ReadFile(const std::string& path) {
 }
 
 Status WriteFileAtomic(const std::string& path, std::string_view data) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  // Unique per process, thread and call, so concurrent writers never share a temp file.
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+                    std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id()) % 100000) +
+                    "." + std::to_string(counter++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Unavailable(tmp + ": cannot create: " + std::strerror(errno));
   size_t off = 0;
@@ -175,10 +192,14 @@ Status WriteFileAtomic(const std::string& path, std::string_view data) {
 namespace {
 bool NeedsQuoting(const std::string& s) {
   if (s.empty()) return true;
-  static const char* kReserved[] = {"true", "false", "null", "yes", "no", "on", "off", "~"};
+  // Words YAML 1.1 readers turn into booleans or null, in any case.
+  static const char* kReserved[] = {"true", "false", "null", "yes", "no", "on", "off", "~", "y", "n"};
+  std::string lower;
+  for (char c : s) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   for (const char* r : kReserved)
-    if (s == r) return true;
-  if (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.') return true;
+    if (lower == r) return true;
+  if (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-' || s[0] == '.' || s[0] == '+')
+    return true;
   for (char c : s) {
     if (std::string_view(":#{}[],&*?|<>=!%@`\"'\\\n\t").find(c) != std::string_view::npos)
       return true;

@@ -7,7 +7,7 @@
 
 namespace hearth::spec::internal {
 
-Location Ctx::Loc(const YAML::Node& n) const {
+Location Ctx::Loc(const Node& n) const {
   Location loc;
   loc.file = file;
   if (n.IsDefined() && !n.Mark().is_null()) {
@@ -17,11 +17,11 @@ Location Ctx::Loc(const YAML::Node& n) const {
   return loc;
 }
 
-void Ctx::Error(const YAML::Node& n, const std::string& path, std::string message) const {
+void Ctx::Error(const Node& n, const std::string& path, std::string message) const {
   diags->Error(Loc(n), path, std::move(message));
 }
 
-std::string Describe(const YAML::Node& n) {
+std::string Describe(const Node& n) {
   if (!n.IsDefined() || n.IsNull()) return "an empty value";
   if (n.IsSequence()) return "a list";
   if (n.IsMap()) return "a map";
@@ -31,7 +31,7 @@ std::string Describe(const YAML::Node& n) {
 namespace {
 
 // Records every ${kind:target} in `s`; reports malformed ones.
-void ScanInterpolations(const Ctx& ctx, const YAML::Node& n, const std::string& path,
+void ScanInterpolations(const Ctx& ctx, const Node& n, const std::string& path,
                         const std::string& s) {
   static const std::vector<std::string> kKinds = {"secret", "volume", "port", "runtime_dir"};
   size_t i = 0;
@@ -81,7 +81,7 @@ bool ParseIntText(const std::string& s, long long& out) {
 
 }  // namespace
 
-bool ReadString(const Ctx& ctx, const YAML::Node& n, const std::string& path, std::string& out) {
+bool ReadString(const Ctx& ctx, const Node& n, const std::string& path, std::string& out) {
   if (!n.IsScalar()) {
     ctx.Error(n, path, "expected a string, found " + Describe(n));
     return false;
@@ -91,7 +91,7 @@ bool ReadString(const Ctx& ctx, const YAML::Node& n, const std::string& path, st
   return true;
 }
 
-bool ReadInt(const Ctx& ctx, const YAML::Node& n, const std::string& path, int& out, int min,
+bool ReadInt(const Ctx& ctx, const Node& n, const std::string& path, int& out, int min,
              int max) {
   long long v = 0;
   if (!n.IsScalar() || !ParseIntText(n.Scalar(), v)) {
@@ -117,7 +117,7 @@ bool IsValidName(std::string_view name) {
   return true;
 }
 
-bool ReadName(const Ctx& ctx, const YAML::Node& n, const std::string& path, std::string& out) {
+bool ReadName(const Ctx& ctx, const Node& n, const std::string& path, std::string& out) {
   if (!n.IsScalar()) {
     ctx.Error(n, path, "expected a name, found " + Describe(n));
     return false;
@@ -133,7 +133,7 @@ bool ReadName(const Ctx& ctx, const YAML::Node& n, const std::string& path, std:
   return true;
 }
 
-bool ReadStringList(const Ctx& ctx, const YAML::Node& n, const std::string& path,
+bool ReadStringList(const Ctx& ctx, const Node& n, const std::string& path,
                     std::vector<std::string>& out) {
   if (!n.IsSequence()) {
     ctx.Error(n, path, "expected a list of strings, found " + Describe(n));
@@ -151,7 +151,7 @@ bool ReadStringList(const Ctx& ctx, const YAML::Node& n, const std::string& path
   return ok;
 }
 
-bool ReadCommand(const Ctx& ctx, const YAML::Node& n, const std::string& path,
+bool ReadCommand(const Ctx& ctx, const Node& n, const std::string& path,
                  std::vector<std::string>& out) {
   if (n.IsScalar()) {
     std::string s;
@@ -166,7 +166,7 @@ bool ReadCommand(const Ctx& ctx, const YAML::Node& n, const std::string& path,
 // MapReader
 // ---------------------------------------------------------------------------
 
-MapReader::MapReader(const Ctx& ctx, const YAML::Node& node, std::string path)
+MapReader::MapReader(const Ctx& ctx, const Node& node, std::string path)
     : ctx_(ctx), node_(node), path_(std::move(path)) {
   if (!node.IsMap()) {
     ctx.Error(node, path_, "expected a map of settings, found " + Describe(node));
@@ -205,13 +205,13 @@ MapReader::~MapReader() {
   }
 }
 
-YAML::Node MapReader::Get(const std::string& key) {
+Node MapReader::Get(const std::string& key) {
   known_.insert(key);
-  if (!ok_) return YAML::Node(YAML::NodeType::Undefined);
+  if (!ok_) return Node();
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     if (it->first.IsScalar() && it->first.Scalar() == key) return it->second;
   }
-  return YAML::Node(YAML::NodeType::Undefined);
+  return Node();
 }
 
 bool MapReader::Has(const std::string& key) { return Get(key).IsDefined(); }
@@ -224,7 +224,7 @@ void MapReader::Require(const std::string& key, const std::string& what) {
 }
 
 bool MapReader::String(const std::string& key, std::string& out, bool required) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) {
     if (required) Require(key, "a string");
     return !required;
@@ -233,7 +233,7 @@ bool MapReader::String(const std::string& key, std::string& out, bool required) 
 }
 
 bool MapReader::Int(const std::string& key, int& out, int min, int max, bool required) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) {
     if (required) Require(key, "an integer");
     return !required;
@@ -242,7 +242,7 @@ bool MapReader::Int(const std::string& key, int& out, int min, int max, bool req
 }
 
 bool MapReader::OptInt(const std::string& key, std::optional<int>& out, int min, int max) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) return true;
   int v = 0;
   if (!ReadInt(ctx_, n, Sub(key), v, min, max)) return false;
@@ -251,7 +251,7 @@ bool MapReader::OptInt(const std::string& key, std::optional<int>& out, int min,
 }
 
 bool MapReader::Bool(const std::string& key, bool& out) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) return true;
   if (n.IsScalar()) {
     const std::string& s = n.Scalar();
@@ -270,7 +270,7 @@ bool MapReader::Bool(const std::string& key, bool& out) {
 
 bool MapReader::Double(const std::string& key, std::optional<double>& out, double min,
                        double max) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) return true;
   double v = 0;
   bool parsed = false;
@@ -294,13 +294,13 @@ bool MapReader::Double(const std::string& key, std::optional<double>& out, doubl
 }
 
 bool MapReader::StringList(const std::string& key, std::vector<std::string>& out) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) return true;
   return ReadStringList(ctx_, n, Sub(key), out);
 }
 
 bool MapReader::StringMap(const std::string& key, std::map<std::string, std::string>& out) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) return true;
   if (!n.IsMap()) {
     ctx_.Error(n, Sub(key), "expected a map of names to strings, found " + Describe(n));
@@ -328,7 +328,7 @@ bool MapReader::StringMap(const std::string& key, std::map<std::string, std::str
 }
 
 bool MapReader::Name(const std::string& key, std::string& out) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) {
     Require(key, "the element's unique name");
     return false;
@@ -337,7 +337,7 @@ bool MapReader::Name(const std::string& key, std::string& out) {
 }
 
 bool MapReader::RefTo(const std::string& key, std::optional<Ref>& out) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) return true;
   Ref r;
   if (!ReadString(ctx_, n, Sub(key), r.name)) return false;
@@ -348,7 +348,7 @@ bool MapReader::RefTo(const std::string& key, std::optional<Ref>& out) {
 }
 
 bool MapReader::RefList(const std::string& key, std::vector<Ref>& out) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) return true;
   if (!n.IsSequence()) {
     ctx_.Error(n, Sub(key), "expected a list of names, found " + Describe(n));
@@ -370,7 +370,7 @@ bool MapReader::RefList(const std::string& key, std::vector<Ref>& out) {
 
 namespace {
 template <typename T, typename Parser>
-bool ParseValue(const Ctx& ctx, const YAML::Node& n, const std::string& path, Parser parse,
+bool ParseValue(const Ctx& ctx, const Node& n, const std::string& path, Parser parse,
                 std::optional<T>& out) {
   if (!n.IsScalar()) {
     ctx.Error(n, path, "expected a scalar value, found " + Describe(n));
@@ -394,26 +394,26 @@ bool MapReader::DurationField(const std::string& key, Duration& out) {
 }
 
 bool MapReader::OptDuration(const std::string& key, std::optional<Duration>& out) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) return true;
   return ParseValue<Duration>(ctx_, n, Sub(key), ParseDuration, out);
 }
 
 bool MapReader::OptSize(const std::string& key, std::optional<ByteSize>& out) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) return true;
   return ParseValue<ByteSize>(ctx_, n, Sub(key), ParseByteSize, out);
 }
 
 bool MapReader::OptCron(const std::string& key, std::optional<CronSchedule>& out) {
-  YAML::Node n = Get(key);
+  Node n = Get(key);
   if (!n.IsDefined()) return true;
   return ParseValue<CronSchedule>(ctx_, n, Sub(key), ParseCron, out);
 }
 
 void MapReader::List(const std::string& key,
-                     const std::function<void(const YAML::Node&, const std::string&)>& fn) {
-  YAML::Node n = Get(key);
+                     const std::function<void(const Node&, const std::string&)>& fn) {
+  Node n = Get(key);
   if (!n.IsDefined() || n.IsNull()) return;
   if (!n.IsSequence()) {
     ctx_.Error(n, Sub(key), "expected a list, found " + Describe(n));
@@ -430,7 +430,7 @@ namespace {
 
 std::string Idx(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
 
-void DecodeLabInfo(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& seen) {
+void DecodeLabInfo(const Ctx& ctx, const Node& n, Lab& lab, Singletons& seen) {
   if (seen.lab) {
     ctx.Error(n, "lab",
               "the lab section is declared twice (first at " + seen.lab->ToString() +
@@ -445,7 +445,7 @@ void DecodeLabInfo(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& se
   m.String("description", lab.lab.description);
 }
 
-void DecodeHost(const Ctx& ctx, const YAML::Node& n, const std::string& path, Lab& lab) {
+void DecodeHost(const Ctx& ctx, const Node& n, const std::string& path, Lab& lab) {
   MapReader m(ctx, n, path);
   if (!m.ok()) return;
   Host h;
@@ -455,12 +455,12 @@ void DecodeHost(const Ctx& ctx, const YAML::Node& n, const std::string& path, La
   m.String("address", h.address, true);
   m.RefTo("network", h.network);
   m.StringList("roles", h.roles);
-  YAML::Node res = m.Get("resources");
+  Node res = m.Get("resources");
   if (res.IsDefined()) {
     MapReader r(ctx, res, m.Sub("resources"));
     r.Double("cpu", h.resources.cpu, 0.001, 1e6);
     r.OptSize("memory", h.resources.memory);
-    r.List("gpus", [&](const YAML::Node& g, const std::string& gp) {
+    r.List("gpus", [&](const Node& g, const std::string& gp) {
       MapReader gm(ctx, g, gp);
       if (!gm.ok()) return;
       GpuDevices dev;
@@ -480,7 +480,7 @@ void DecodeHost(const Ctx& ctx, const YAML::Node& n, const std::string& path, La
   lab.hosts.push_back(std::move(h));
 }
 
-void DecodeNetwork(const Ctx& ctx, const YAML::Node& n, const std::string& path, Lab& lab) {
+void DecodeNetwork(const Ctx& ctx, const Node& n, const std::string& path, Lab& lab) {
   MapReader m(ctx, n, path);
   if (!m.ok()) return;
   Network net;
@@ -488,9 +488,9 @@ void DecodeNetwork(const Ctx& ctx, const YAML::Node& n, const std::string& path,
   net.path = path;
   m.Name("name", net.name);
   m.OptInt("vlan", net.vlan, 1, 4094);
-  YAML::Node subnet = m.Get("subnet");
+  Node subnet = m.Get("subnet");
   if (subnet.IsDefined()) ParseValue<Cidr>(ctx, subnet, m.Sub("subnet"), ParseCidr, net.subnet);
-  YAML::Node subnet6 = m.Get("subnet6");
+  Node subnet6 = m.Get("subnet6");
   if (subnet6.IsDefined()) {
     if (ParseValue<Cidr>(ctx, subnet6, m.Sub("subnet6"), ParseCidr, net.subnet6) &&
         !net.subnet6->network.v6) {
@@ -499,7 +499,7 @@ void DecodeNetwork(const Ctx& ctx, const YAML::Node& n, const std::string& path,
                     "\"; put IPv4 prefixes in subnet");
     }
   }
-  YAML::Node gw = m.Get("gateway");
+  Node gw = m.Get("gateway");
   if (gw.IsDefined()) ParseValue<IpAddress>(ctx, gw, m.Sub("gateway"), ParseIpAddress, net.gateway);
   m.String("dhcp_range", net.dhcp_range);
   m.String("parent", net.parent);
@@ -514,7 +514,7 @@ void DecodeNetwork(const Ctx& ctx, const YAML::Node& n, const std::string& path,
   lab.networks.push_back(std::move(net));
 }
 
-void DecodeZones(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
+void DecodeZones(const Ctx& ctx, const Node& n, Lab& lab) {
   if (!n.IsSequence()) {
     ctx.Error(n, "zones", "expected a list of zone names, found " + Describe(n));
     return;
@@ -534,7 +534,7 @@ void DecodeZones(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
   }
 }
 
-bool ParseEndpoint(const Ctx& ctx, const YAML::Node& n, const std::string& path, Endpoint& ep) {
+bool ParseEndpoint(const Ctx& ctx, const Node& n, const std::string& path, Endpoint& ep) {
   std::string s;
   if (!ReadString(ctx, n, path, s)) return false;
   ep.loc = ctx.Loc(n);
@@ -561,7 +561,7 @@ bool ParseEndpoint(const Ctx& ctx, const YAML::Node& n, const std::string& path,
   return false;
 }
 
-bool ParseVerdict(const Ctx& ctx, const YAML::Node& n, const std::string& path, Verdict& v) {
+bool ParseVerdict(const Ctx& ctx, const Node& n, const std::string& path, Verdict& v) {
   std::string s;
   if (!ReadString(ctx, n, path, s)) return false;
   if (s == "allow" || s == "accept") {
@@ -577,7 +577,7 @@ bool ParseVerdict(const Ctx& ctx, const YAML::Node& n, const std::string& path, 
   return true;
 }
 
-bool ReadPortSpec(const Ctx& ctx, const YAML::Node& n, const std::string& path, PortSpec& out) {
+bool ReadPortSpec(const Ctx& ctx, const Node& n, const std::string& path, PortSpec& out) {
   if (!n.IsScalar()) {
     ctx.Error(n, path, "expected a port like 443 or 443/tcp, found " + Describe(n));
     return false;
@@ -593,26 +593,26 @@ bool ReadPortSpec(const Ctx& ctx, const YAML::Node& n, const std::string& path, 
 
 void ReadPortList(const Ctx& ctx, MapReader& m, const std::string& key,
                   std::vector<PortSpec>& out) {
-  m.List(key, [&](const YAML::Node& p, const std::string& pp) {
+  m.List(key, [&](const Node& p, const std::string& pp) {
     PortSpec spec;
     if (ReadPortSpec(ctx, p, pp, spec)) out.push_back(spec);
   });
 }
 
 void DecodeEndpointPair(const Ctx& ctx, MapReader& m, Endpoint& from, Endpoint& to) {
-  YAML::Node f = m.Get("from");
-  YAML::Node t = m.Get("to");
+  Node f = m.Get("from");
+  Node t = m.Get("to");
   if (f.IsDefined()) ParseEndpoint(ctx, f, m.Sub("from"), from);
   else m.Require("from", "where the traffic comes from");
   if (t.IsDefined()) ParseEndpoint(ctx, t, m.Sub("to"), to);
   else m.Require("to", "where the traffic goes");
 }
 
-void DecodePolicy(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& seen) {
+void DecodePolicy(const Ctx& ctx, const Node& n, Lab& lab, Singletons& seen) {
   MapReader m(ctx, n, "policy");
   if (!m.ok()) return;
   lab.policy.loc = ctx.Loc(n);
-  YAML::Node def = m.Get("default");
+  Node def = m.Get("default");
   if (def.IsDefined()) {
     if (seen.policy_default) {
       ctx.Error(def, "policy.default",
@@ -623,7 +623,7 @@ void DecodePolicy(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& see
       ParseVerdict(ctx, def, "policy.default", lab.policy.default_action);
     }
   }
-  m.List("aliases", [&](const YAML::Node& a, const std::string& ap) {
+  m.List("aliases", [&](const Node& a, const std::string& ap) {
     MapReader am(ctx, a, ap);
     if (!am.ok()) return;
     Alias alias;
@@ -642,7 +642,7 @@ void DecodePolicy(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& see
     }
     lab.policy.aliases.push_back(std::move(alias));
   });
-  m.List("rules", [&](const YAML::Node& r, const std::string& rp) {
+  m.List("rules", [&](const Node& r, const std::string& rp) {
     MapReader rm(ctx, r, rp);
     if (!rm.ok()) return;
     PolicyRule rule;
@@ -651,27 +651,27 @@ void DecodePolicy(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& see
     rm.String("name", rule.name);
     DecodeEndpointPair(ctx, rm, rule.from, rule.to);
     ReadPortList(ctx, rm, "ports", rule.ports);
-    YAML::Node action = rm.Get("action");
+    Node action = rm.Get("action");
     if (action.IsDefined()) ParseVerdict(ctx, action, rm.Sub("action"), rule.action);
     else rm.Require("action", "allow, deny or reject");
     rm.Bool("log", rule.log);
     lab.policy.rules.push_back(std::move(rule));
   });
-  m.List("forwards", [&](const YAML::Node& f, const std::string& fp) {
+  m.List("forwards", [&](const Node& f, const std::string& fp) {
     MapReader fm(ctx, f, fp);
     if (!fm.ok()) return;
     PortForward fwd;
     fwd.loc = ctx.Loc(f);
     fwd.path = fp;
     DecodeEndpointPair(ctx, fm, fwd.from, fwd.to);
-    YAML::Node port = fm.Get("port");
+    Node port = fm.Get("port");
     if (port.IsDefined()) ReadPortSpec(ctx, port, fm.Sub("port"), fwd.port);
     else fm.Require("port", "the port to forward, e.g. 51820/udp");
     fm.OptInt("to_port", fwd.to_port, 1, 65535);
     lab.policy.forwards.push_back(std::move(fwd));
   });
   m.RefList("masquerade", lab.policy.masquerade);
-  m.List("invariants", [&](const YAML::Node& inv, const std::string& ip) {
+  m.List("invariants", [&](const Node& inv, const std::string& ip) {
     MapReader im(ctx, inv, ip);
     if (!im.ok()) return;
     bool has_reach = im.Has("must_reach");
@@ -688,7 +688,7 @@ void DecodePolicy(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& see
     MapReader body(ctx, im.Get(key), im.Sub(key));
     if (!body.ok()) return;
     DecodeEndpointPair(ctx, body, invariant.from, invariant.to);
-    YAML::Node port = body.Get("port");
+    Node port = body.Get("port");
     if (port.IsDefined()) {
       PortSpec ps;
       if (ReadPortSpec(ctx, port, body.Sub("port"), ps)) invariant.port = ps;
@@ -698,7 +698,7 @@ void DecodePolicy(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& see
 }
 
 void DecodeServicePorts(const Ctx& ctx, MapReader& m, Service& svc) {
-  m.List("ports", [&](const YAML::Node& p, const std::string& pp) {
+  m.List("ports", [&](const Node& p, const std::string& pp) {
     PortMapping pm;
     pm.loc = ctx.Loc(p);
     pm.path = pp;
@@ -736,7 +736,7 @@ void DecodeServicePorts(const Ctx& ctx, MapReader& m, Service& svc) {
 }
 
 void DecodeServiceVolumes(const Ctx& ctx, MapReader& m, Service& svc) {
-  m.List("volumes", [&](const YAML::Node& v, const std::string& vp) {
+  m.List("volumes", [&](const Node& v, const std::string& vp) {
     VolumeMount vm;
     vm.loc = ctx.Loc(v);
     vm.path = vp;
@@ -792,12 +792,12 @@ void DecodeServiceVolumes(const Ctx& ctx, MapReader& m, Service& svc) {
   });
 }
 
-void DecodeHealth(const Ctx& ctx, const YAML::Node& n, const std::string& path, HealthCheck& h) {
+void DecodeHealth(const Ctx& ctx, const Node& n, const std::string& path, HealthCheck& h) {
   MapReader m(ctx, n, path);
   if (!m.ok()) return;
   h.loc = ctx.Loc(n);
   int kinds = 0;
-  YAML::Node http = m.Get("http");
+  Node http = m.Get("http");
   if (http.IsDefined()) {
     ++kinds;
     h.kind = HealthCheck::Kind::kHttp;
@@ -820,13 +820,13 @@ void DecodeHealth(const Ctx& ctx, const YAML::Node& n, const std::string& path, 
                                          h.http.path + "\"");
     }
   }
-  YAML::Node tcp = m.Get("tcp");
+  Node tcp = m.Get("tcp");
   if (tcp.IsDefined()) {
     ++kinds;
     h.kind = HealthCheck::Kind::kTcp;
     ReadInt(ctx, tcp, m.Sub("tcp"), h.tcp_port, 1, 65535);
   }
-  YAML::Node exec = m.Get("exec");
+  Node exec = m.Get("exec");
   if (exec.IsDefined()) {
     ++kinds;
     h.kind = HealthCheck::Kind::kExec;
@@ -843,7 +843,7 @@ void DecodeHealth(const Ctx& ctx, const YAML::Node& n, const std::string& path, 
   }
 }
 
-void DecodeServiceBackup(const Ctx& ctx, const YAML::Node& n, const std::string& path,
+void DecodeServiceBackup(const Ctx& ctx, const Node& n, const std::string& path,
                          Service& svc) {
   ServiceBackup b;
   if (n.IsScalar()) {  // shorthand: backup: critical
@@ -855,19 +855,19 @@ void DecodeServiceBackup(const Ctx& ctx, const YAML::Node& n, const std::string&
   if (!m.ok()) return;
   m.RefTo("policy", b.policy);
   if (!b.policy) m.Require("policy", "the name of a backup policy");
-  YAML::Node hooks = m.Get("hooks");
+  Node hooks = m.Get("hooks");
   if (hooks.IsDefined()) {
     MapReader hm(ctx, hooks, m.Sub("hooks"));
-    YAML::Node pre = hm.Get("pre");
+    Node pre = hm.Get("pre");
     if (pre.IsDefined()) ReadCommand(ctx, pre, hm.Sub("pre"), b.pre_hook);
-    YAML::Node post = hm.Get("post");
+    Node post = hm.Get("post");
     if (post.IsDefined()) ReadCommand(ctx, post, hm.Sub("post"), b.post_hook);
   }
-  YAML::Node canary = m.Get("canary");
+  Node canary = m.Get("canary");
   if (canary.IsDefined()) {
     MapReader cm(ctx, canary, m.Sub("canary"));
     Canary c;
-    YAML::Node exec = cm.Get("exec");
+    Node exec = cm.Get("exec");
     if (exec.IsDefined()) ReadCommand(ctx, exec, cm.Sub("exec"), c.exec);
     else cm.Require("exec", "the command that proves restored data is good");
     cm.String("expect", c.expect);
@@ -877,7 +877,7 @@ void DecodeServiceBackup(const Ctx& ctx, const YAML::Node& n, const std::string&
   svc.backup = std::move(b);
 }
 
-void DecodeService(Ctx ctx, const YAML::Node& n, const std::string& path, Lab& lab) {
+void DecodeService(Ctx ctx, const Node& n, const std::string& path, Lab& lab) {
   MapReader m(ctx, n, path);
   if (!m.ok()) return;
   Service svc;
@@ -912,9 +912,9 @@ void DecodeService(Ctx ctx, const YAML::Node& n, const std::string& path, Lab& l
   DecodeServicePorts(ctx, m, svc);
   DecodeServiceVolumes(ctx, m, svc);
   m.RefList("depends_on", svc.depends_on);
-  YAML::Node health = m.Get("health");
+  Node health = m.Get("health");
   if (health.IsDefined()) DecodeHealth(ctx, health, m.Sub("health"), svc.health);
-  YAML::Node res = m.Get("resources");
+  Node res = m.Get("resources");
   if (res.IsDefined()) {
     MapReader rm(ctx, res, m.Sub("resources"));
     rm.Double("cpu", svc.resources.cpu, 0.001, 1e6);
@@ -924,7 +924,7 @@ void DecodeService(Ctx ctx, const YAML::Node& n, const std::string& path, Lab& l
   }
   m.RefTo("host", svc.host);
   m.RefTo("network", svc.network);
-  YAML::Node backup = m.Get("backup");
+  Node backup = m.Get("backup");
   if (backup.IsDefined()) DecodeServiceBackup(ctx, backup, m.Sub("backup"), svc);
   std::string restart = "always";
   m.String("restart", restart);
@@ -943,7 +943,7 @@ void DecodeService(Ctx ctx, const YAML::Node& n, const std::string& path, Lab& l
   lab.services.push_back(std::move(svc));
 }
 
-void DecodeVolume(const Ctx& ctx, const YAML::Node& n, const std::string& path, Lab& lab) {
+void DecodeVolume(const Ctx& ctx, const Node& n, const std::string& path, Lab& lab) {
   MapReader m(ctx, n, path);
   if (!m.ok()) return;
   Volume v;
@@ -956,10 +956,10 @@ void DecodeVolume(const Ctx& ctx, const YAML::Node& n, const std::string& path, 
   lab.volumes.push_back(std::move(v));
 }
 
-void DecodeBackups(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
+void DecodeBackups(const Ctx& ctx, const Node& n, Lab& lab) {
   MapReader m(ctx, n, "backups");
   if (!m.ok()) return;
-  m.List("repositories", [&](const YAML::Node& r, const std::string& rp) {
+  m.List("repositories", [&](const Node& r, const std::string& rp) {
     MapReader rm(ctx, r, rp);
     if (!rm.ok()) return;
     Repository repo;
@@ -973,7 +973,7 @@ void DecodeBackups(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
     rm.String("password", repo.password);
     lab.backups.repositories.push_back(std::move(repo));
   });
-  m.List("policies", [&](const YAML::Node& p, const std::string& pp) {
+  m.List("policies", [&](const Node& p, const std::string& pp) {
     MapReader pm(ctx, p, pp);
     if (!pm.ok()) return;
     BackupPolicy bp;
@@ -986,7 +986,7 @@ void DecodeBackups(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
     if (repo) bp.repository = *repo;
     else pm.Require("repository", "the name of the primary repository");
     pm.RefList("copies", bp.copies);
-    YAML::Node retain = pm.Get("retain");
+    Node retain = pm.Get("retain");
     if (retain.IsDefined()) {
       MapReader rm(ctx, retain, pm.Sub("retain"));
       rm.Int("last", bp.retain.last, 0, 100000);
@@ -1005,7 +1005,7 @@ void DecodeBackups(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
                 "expected enforce, warn or off, found \"" + bp.three_two_one + "\"");
     }
     pm.OptSize("bandwidth", bp.bandwidth);
-    YAML::Node drill = pm.Get("drill");
+    Node drill = pm.Get("drill");
     if (drill.IsDefined()) {
       MapReader dm(ctx, drill, pm.Sub("drill"));
       DrillPolicy d;
@@ -1018,7 +1018,7 @@ void DecodeBackups(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
   });
 }
 
-void DecodeProbe(const Ctx& ctx, const YAML::Node& n, const std::string& path, Lab& lab) {
+void DecodeProbe(const Ctx& ctx, const Node& n, const std::string& path, Lab& lab) {
   MapReader m(ctx, n, path);
   if (!m.ok()) return;
   Probe p;
@@ -1026,7 +1026,7 @@ void DecodeProbe(const Ctx& ctx, const YAML::Node& n, const std::string& path, L
   p.path = path;
   m.Name("name", p.name);
   int kinds = 0;
-  YAML::Node http = m.Get("http");
+  Node http = m.Get("http");
   if (http.IsDefined()) {
     ++kinds;
     p.type = "http";
@@ -1046,13 +1046,13 @@ void DecodeProbe(const Ctx& ctx, const YAML::Node& n, const std::string& path, L
     }
   }
   for (const char* simple : {"tcp", "icmp", "dns"}) {
-    YAML::Node s = m.Get(simple);
+    Node s = m.Get(simple);
     if (!s.IsDefined()) continue;
     ++kinds;
     p.type = simple;
     ReadString(ctx, s, m.Sub(simple), p.target);
   }
-  YAML::Node exec = m.Get("exec");
+  Node exec = m.Get("exec");
   if (exec.IsDefined()) {
     ++kinds;
     p.type = "exec";
@@ -1070,11 +1070,11 @@ void DecodeProbe(const Ctx& ctx, const YAML::Node& n, const std::string& path, L
   lab.monitoring.probes.push_back(std::move(p));
 }
 
-void DecodeMonitoring(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
+void DecodeMonitoring(const Ctx& ctx, const Node& n, Lab& lab) {
   MapReader m(ctx, n, "monitoring");
   if (!m.ok()) return;
-  m.List("probes", [&](const YAML::Node& p, const std::string& pp) { DecodeProbe(ctx, p, pp, lab); });
-  m.List("alerts", [&](const YAML::Node& a, const std::string& ap) {
+  m.List("probes", [&](const Node& p, const std::string& pp) { DecodeProbe(ctx, p, pp, lab); });
+  m.List("alerts", [&](const Node& a, const std::string& ap) {
     MapReader am(ctx, a, ap);
     if (!am.ok()) return;
     AlertRule rule;
@@ -1093,7 +1093,7 @@ void DecodeMonitoring(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
     am.StringMap("annotations", rule.annotations);
     lab.monitoring.alerts.push_back(std::move(rule));
   });
-  m.List("notify", [&](const YAML::Node& no, const std::string& np) {
+  m.List("notify", [&](const Node& no, const std::string& np) {
     MapReader nm(ctx, no, np);
     if (!nm.ok()) return;
     Notifier notifier;
@@ -1120,17 +1120,17 @@ void DecodeMonitoring(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
   });
 }
 
-void DecodeSecrets(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
+void DecodeSecrets(const Ctx& ctx, const Node& n, Lab& lab) {
   MapReader m(ctx, n, "secrets");
   if (!m.ok()) return;
-  m.List("files", [&](const YAML::Node& f, const std::string& fp) {
+  m.List("files", [&](const Node& f, const std::string& fp) {
     SecretFile sf;
     sf.loc = ctx.Loc(f);
     sf.path = fp;
     if (ReadString(ctx, f, fp, sf.file)) lab.secrets.files.push_back(std::move(sf));
   });
   m.StringList("recipients", lab.secrets.recipients);
-  YAML::Node rec = m.Get("recipients");
+  Node rec = m.Get("recipients");
   for (size_t i = 0; i < lab.secrets.recipients.size(); ++i) {
     const std::string& r = lab.secrets.recipients[i];
     if (!StartsWith(r, "age1") || r.size() != 62) {
@@ -1141,10 +1141,10 @@ void DecodeSecrets(const Ctx& ctx, const YAML::Node& n, Lab& lab) {
   }
 }
 
-void DecodeVpn(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& seen) {
+void DecodeVpn(const Ctx& ctx, const Node& n, Lab& lab, Singletons& seen) {
   MapReader m(ctx, n, "vpn");
   if (!m.ok()) return;
-  YAML::Node wg = m.Get("wireguard");
+  Node wg = m.Get("wireguard");
   if (!wg.IsDefined()) return;
   if (seen.wireguard) {
     ctx.Error(wg, "vpn.wireguard",
@@ -1158,10 +1158,10 @@ void DecodeVpn(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& seen) 
   Wireguard g;
   g.loc = ctx.Loc(wg);
   w.Int("listen", g.listen, 1, 65535);
-  YAML::Node net = w.Get("network");
+  Node net = w.Get("network");
   if (net.IsDefined()) {
     MapReader nm(ctx, net, w.Sub("network"));
-    YAML::Node subnet = nm.Get("subnet");
+    Node subnet = nm.Get("subnet");
     if (subnet.IsDefined()) ParseValue<Cidr>(ctx, subnet, nm.Sub("subnet"), ParseCidr, g.subnet);
     else nm.Require("subnet", "the tunnel's address range, e.g. 10.99.0.0/24");
     std::optional<Ref> zone;
@@ -1172,14 +1172,14 @@ void DecodeVpn(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& seen) 
     w.Require("network", "{ subnet, zone } for the tunnel");
   }
   w.String("endpoint", g.endpoint);
-  w.List("peers", [&](const YAML::Node& p, const std::string& pp) {
+  w.List("peers", [&](const Node& p, const std::string& pp) {
     MapReader pm(ctx, p, pp);
     if (!pm.ok()) return;
     WireguardPeer peer;
     peer.loc = ctx.Loc(p);
     peer.path = pp;
     pm.Name("name", peer.name);
-    YAML::Node addr = pm.Get("address");
+    Node addr = pm.Get("address");
     if (addr.IsDefined()) {
       ParseValue<IpAddress>(ctx, addr, pm.Sub("address"), ParseIpAddress, peer.address);
     }
@@ -1192,20 +1192,20 @@ void DecodeVpn(const Ctx& ctx, const YAML::Node& n, Lab& lab, Singletons& seen) 
 
 }  // namespace
 
-void DecodeDocument(const Ctx& ctx, const YAML::Node& root, Lab& lab, Singletons& seen) {
+void DecodeDocument(const Ctx& ctx, const Node& root, Lab& lab, Singletons& seen) {
   if (!root.IsDefined() || root.IsNull()) return;  // an empty file is allowed
   MapReader m(ctx, root, "");
   if (!m.ok()) return;
-  YAML::Node n;
+  Node n;
   if ((n = m.Get("lab")).IsDefined()) DecodeLabInfo(ctx, n, lab, seen);
-  m.List("hosts", [&](const YAML::Node& h, const std::string& p) { DecodeHost(ctx, h, p, lab); });
+  m.List("hosts", [&](const Node& h, const std::string& p) { DecodeHost(ctx, h, p, lab); });
   m.List("networks",
-         [&](const YAML::Node& x, const std::string& p) { DecodeNetwork(ctx, x, p, lab); });
+         [&](const Node& x, const std::string& p) { DecodeNetwork(ctx, x, p, lab); });
   if ((n = m.Get("zones")).IsDefined()) DecodeZones(ctx, n, lab);
   if ((n = m.Get("policy")).IsDefined()) DecodePolicy(ctx, n, lab, seen);
   m.List("services",
-         [&](const YAML::Node& x, const std::string& p) { DecodeService(ctx, x, p, lab); });
-  m.List("volumes", [&](const YAML::Node& x, const std::string& p) { DecodeVolume(ctx, x, p, lab); });
+         [&](const Node& x, const std::string& p) { DecodeService(ctx, x, p, lab); });
+  m.List("volumes", [&](const Node& x, const std::string& p) { DecodeVolume(ctx, x, p, lab); });
   if ((n = m.Get("backups")).IsDefined()) DecodeBackups(ctx, n, lab);
   if ((n = m.Get("monitoring")).IsDefined()) DecodeMonitoring(ctx, n, lab);
   if ((n = m.Get("secrets")).IsDefined()) DecodeSecrets(ctx, n, lab);

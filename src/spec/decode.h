@@ -2,7 +2,7 @@
 #ifndef HEARTH_SPEC_DECODE_H_
 #define HEARTH_SPEC_DECODE_H_
 
-#include <yaml-cpp/yaml.h>
+#include "spec/yaml_tree.h"
 
 #include <functional>
 #include <set>
@@ -20,30 +20,30 @@ struct Ctx {
   std::vector<Interpolation>* interpolations = nullptr;
   std::string owner;  // service being decoded, for interpolations
 
-  Location Loc(const YAML::Node& n) const;
-  void Error(const YAML::Node& n, const std::string& path, std::string message) const;
+  Location Loc(const Node& n) const;
+  void Error(const Node& n, const std::string& path, std::string message) const;
 };
 
 // "a string", "a list", "a map", "an empty value".
-std::string Describe(const YAML::Node& n);
+std::string Describe(const Node& n);
 
 // Reads a YAML map whose keys are looked up through Get(); when the reader is
 // destroyed, any key that was never asked for is reported as unknown, with the
 // closest known key as a suggestion. Duplicate keys are reported too.
 class MapReader {
  public:
-  MapReader(const Ctx& ctx, const YAML::Node& node, std::string path);
+  MapReader(const Ctx& ctx, const Node& node, std::string path);
   ~MapReader();
   MapReader(const MapReader&) = delete;
   MapReader& operator=(const MapReader&) = delete;
 
   bool ok() const { return ok_; }
   const std::string& path() const { return path_; }
-  const YAML::Node& node() const { return node_; }
+  const Node& node() const { return node_; }
   std::string Sub(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
   // Marks `key` as known and returns its value (an undefined node if absent).
-  YAML::Node Get(const std::string& key);
+  Node Get(const std::string& key);
   bool Has(const std::string& key);
   // Reports a missing required key at the map's location.
   void Require(const std::string& key, const std::string& what);
@@ -64,25 +64,25 @@ class MapReader {
   bool OptCron(const std::string& key, std::optional<CronSchedule>& out);
   // Calls fn(item, item_path) for each element of a list under key.
   void List(const std::string& key,
-            const std::function<void(const YAML::Node&, const std::string&)>& fn);
+            const std::function<void(const Node&, const std::string&)>& fn);
 
  private:
   const Ctx& ctx_;
-  YAML::Node node_;
+  Node node_;
   std::string path_;
   bool ok_ = false;
   std::set<std::string> known_;
 };
 
 // Scalar helpers usable on any node.
-bool ReadString(const Ctx& ctx, const YAML::Node& n, const std::string& path, std::string& out);
-bool ReadInt(const Ctx& ctx, const YAML::Node& n, const std::string& path, int& out, int min,
+bool ReadString(const Ctx& ctx, const Node& n, const std::string& path, std::string& out);
+bool ReadInt(const Ctx& ctx, const Node& n, const std::string& path, int& out, int min,
              int max);
-bool ReadName(const Ctx& ctx, const YAML::Node& n, const std::string& path, std::string& out);
-bool ReadStringList(const Ctx& ctx, const YAML::Node& n, const std::string& path,
+bool ReadName(const Ctx& ctx, const Node& n, const std::string& path, std::string& out);
+bool ReadStringList(const Ctx& ctx, const Node& n, const std::string& path,
                     std::vector<std::string>& out);
 // Accepts a list of strings or a single string (split on spaces is NOT done).
-bool ReadCommand(const Ctx& ctx, const YAML::Node& n, const std::string& path,
+bool ReadCommand(const Ctx& ctx, const Node& n, const std::string& path,
                  std::vector<std::string>& out);
 
 // True for lower-case DNS-label style names (what Kubernetes, hostnames and
@@ -96,7 +96,7 @@ struct Singletons {
   std::optional<Location> policy_default;
   std::optional<Location> wireguard;
 };
-void DecodeDocument(const Ctx& ctx, const YAML::Node& root, Lab& lab, Singletons& seen);
+void DecodeDocument(const Ctx& ctx, const Node& root, Lab& lab, Singletons& seen);
 
 }  // namespace hearth::spec::internal
 

@@ -4,11 +4,18 @@
 #include <map>
 #include <set>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "spec/spec.h"
 
 namespace hearth::spec {
 namespace {
+
+std::string Plural(const std::string& noun) {
+  if (!noun.empty() && noun.back() == 'y') return noun.substr(0, noun.size() - 1) + "ies";
+  return noun + "s";
+}
 
 class Validator {
  public:
@@ -62,12 +69,22 @@ class Validator {
     if (lab_.vpn.wireguard) Unique(lab_.vpn.wireguard->peers, "wireguard peer", loc, path);
   }
 
+  // The names in `items`, indexed once per list (labs have thousands of refs).
+  template <typename T>
+  const std::unordered_set<std::string_view>& NameIndex(const std::vector<T>& items) {
+    auto [it, inserted] = name_index_.try_emplace(static_cast<const void*>(&items));
+    if (inserted) {
+      for (const auto& item : items) it->second.insert(item.name);
+    }
+    return it->second;
+  }
+
   // Reports a reference to a missing element, suggesting the closest name.
   template <typename T>
   bool Exists(const Ref& ref, const std::vector<T>& items, const std::string& what) {
+    if (NameIndex(items).count(ref.name)) return true;
     std::vector<std::string> names;
     for (const auto& item : items) {
-      if (item.name == ref.name) return true;
       if (std::find(names.begin(), names.end(), item.name) == names.end()) {
         names.push_back(item.name);
       }
@@ -77,9 +94,9 @@ class Validator {
     if (!near.empty()) {
       msg += "; did you mean \"" + near + "\"?";
     } else if (names.empty()) {
-      msg += "; the lab declares no " + what + "s";
+      msg += "; the lab declares no " + Plural(what);
     } else {
-      msg += "; declared " + what + "s: " + Join(names, ", ");
+      msg += "; declared " + Plural(what) + ": " + Join(names, ", ");
     }
     d_.Error(ref.loc, ref.path, msg);
     return false;
@@ -364,7 +381,7 @@ class Validator {
       } else if (in.kind == "volume") {
         Ref r{in.target, in.loc, in.path};
         if (!Exists(r, lab_.volumes, "volume")) continue;
-        const Service* s = lab_.FindService(in.owner);
+        const Service* s = FindService(in.owner);
         if (s && std::none_of(s->volumes.begin(), s->volumes.end(), [&](const VolumeMount& m) {
               return m.volume && m.volume->name == in.target;
             })) {
@@ -374,7 +391,7 @@ class Validator {
         }
       } else if (in.kind == "port") {
         auto p = ParsePortSpec(in.target);
-        const Service* s = lab_.FindService(in.owner);
+        const Service* s = FindService(in.owner);
         if (!p.ok()) {
           d_.Error(in.loc, in.path, "${port:" + in.target + "}: " + p.status().message());
         } else if (s && std::none_of(s->ports.begin(), s->ports.end(), [&](const PortMapping& m) {
@@ -423,7 +440,7 @@ class Validator {
       colour[s.name] = 1;
       stack.push_back(s.name);
       for (const auto& dep : s.depends_on) {
-        const Service* next = lab_.FindService(dep.name);
+        const Service* next = FindService(dep.name);
         if (!next || next == &s) continue;
         if (colour[next->name] == 1) {
           auto start = std::find(stack.begin(), stack.end(), next->name);
@@ -493,8 +510,18 @@ class Validator {
     }
   }
 
+  const Service* FindService(std::string_view name) {
+    if (services_.empty()) {
+      for (const auto& s : lab_.services) services_.emplace(s.name, &s);
+    }
+    auto it = services_.find(name);
+    return it == services_.end() ? nullptr : it->second;
+  }
+
   const Lab& lab_;
   Diagnostics& d_;
+  std::unordered_map<const void*, std::unordered_set<std::string_view>> name_index_;
+  std::unordered_map<std::string_view, const Service*> services_;
 };
 
 }  // namespace

@@ -152,7 +152,7 @@ TEST(EditDistanceTest, ClassicCases) {
   EXPECT_EQ(EditDistance("kitten", "sitting"), 3u);
   EXPECT_EQ(EditDistance("flaw", "lawn"), 2u);
   EXPECT_EQ(EditDistance("pathh", "path"), 1u);
-  EXPECT_EQ(EditDistance("ab", "ba"), 2u);  // no transposition operation
+  EXPECT_EQ(EditDistance("ab", "ba"), 1u);  // one transposition
   EXPECT_EQ(EditDistance("sitting", "kitten"), EditDistance("kitten", "sitting"));
 }
 

@@ -166,7 +166,7 @@ TEST(LoaderTest, OversizedFileIsRefused) {
 }
 
 TEST(LoaderTest, TrailingCommaDoesNotHang) {
-  // yaml-cpp 0.7's LoadAll loops forever on this; the loader must not.
+  // Regression: this input made an earlier YAML parser loop forever.
   LoadResult r = Load("[a, b],");
   EXPECT_FALSE(r.ok());
 }

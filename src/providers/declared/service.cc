@@ -31,56 +31,24 @@ std::string HealthText(const spec::HealthCheck& h) {
   return "none";
 }
 
-class ServiceProvider final : public plan::Provider {
- public:
-  std::string_view Name() const override { return "service"; }
 
-  Result<std::vector<plan::Resource>> Desired(const spec::Lab& lab) const override {
-    std::vector<plan::Resource> out;
-    std::vector<std::string> secret_ids;
-    for (const auto& f : lab.secrets.files) secret_ids.push_back("secret." + f.file);
-    std::set<std::string> uses_secrets;
-    for (const auto& in : lab.interpolations)
-      if (in.kind == "secret" && !in.owner.empty()) uses_secrets.insert(in.owner);
-    for (const auto& s : lab.services) {
-      plan::Resource r;
-      r.kind = "service";
-      r.name = s.name;
-      r.fields = ServiceFields(lab, s);
-      r.force_new = {"driver", "host"};
-      for (const auto& d : s.depends_on) r.depends_on.push_back("service." + d.name);
-      for (const auto& v : s.volumes)
-        if (v.volume) r.depends_on.push_back("volume." + v.volume->name);
-      if (s.network) r.depends_on.push_back("network." + s.network->name);
-      // Segmentation is in place before anything is exposed: every service
-      // waits for the firewall policy (which itself waits for all networks).
-      if (!lab.networks.empty() || !lab.policy.rules.empty()) {
-        r.depends_on.push_back("firewall.policy");
-      }
-      if (uses_secrets.count(s.name)) {
-        r.depends_on.insert(r.depends_on.end(), secret_ids.begin(), secret_ids.end());
-      }
-      out.push_back(std::move(r));
-    }
-    return out;
-  }
+std::set<std::string> SecretUsers(const spec::Lab& lab) {
+  std::set<std::string> users;
+  for (const auto& in : lab.interpolations)
+    if (in.kind == "secret" && !in.owner.empty()) users.insert(in.owner);
+  return users;
+}
 
-  Result<plan::Observed> Observe(const spec::Lab&, const std::vector<plan::Resource>&,
-                                 const plan::Applied&) override {
-    return plan::Observed{};  // no runtime driver to ask yet
-  }
+// A digest of the secrets files, so that changing a secret re-plans (and
+// later restarts) the services that use it.
+std::string SecretsDigest(const spec::Lab& lab) {
+  std::string all;
+  for (const auto& file : lab.secrets.files) all += file.digest;
+  return Sha256Hex(all).substr(0, 16);
+}
 
-  Status Apply(const plan::Action&, plan::ApplyContext&) override { return Status::Ok(); }
-
-  std::string Note() const override {
-    return "service: desired services are recorded in state only; this build does not start "
-           "processes or containers yet.";
-  }
-};
-
-}  // namespace
-
-plan::Fields ServiceFields(const spec::Lab& lab, const spec::Service& s) {
+plan::Fields Fields(const spec::Lab& lab, const spec::Service& s, bool uses_secret,
+                    const std::string& secrets_digest) {
   plan::Fields f;
   f["driver"] = std::string(spec::DriverName(s.driver));
   f["host"] = lab.HostOf(s);
@@ -115,17 +83,60 @@ plan::Fields ServiceFields(const spec::Lab& lab, const spec::Service& s) {
   f["restart"] = std::string(spec::RestartPolicyName(s.restart));
   if (s.sandbox) f["sandbox"] = "true";
   for (const auto& [k, v] : s.labels) f["labels." + k] = v;
-  // A digest of the secrets files this service reads, so that changing a
-  // secret re-plans (and later restarts) the services that use it.
-  bool uses_secret = false;
-  for (const auto& in : lab.interpolations)
-    uses_secret = uses_secret || (in.kind == "secret" && in.owner == s.name);
-  if (uses_secret) {
-    std::string all;
-    for (const auto& file : lab.secrets.files) all += file.digest;
-    f["secrets_digest"] = Sha256Hex(all).substr(0, 16);
-  }
+  if (uses_secret) f["secrets_digest"] = secrets_digest;
   return f;
+}
+
+class ServiceProvider final : public plan::Provider {
+ public:
+  std::string_view Name() const override { return "service"; }
+
+  Result<std::vector<plan::Resource>> Desired(const spec::Lab& lab) const override {
+    std::vector<plan::Resource> out;
+    std::vector<std::string> secret_ids;
+    for (const auto& f : lab.secrets.files) secret_ids.push_back("secret." + f.file);
+    std::set<std::string> uses_secrets = SecretUsers(lab);
+    std::string digest = SecretsDigest(lab);
+    for (const auto& s : lab.services) {
+      plan::Resource r;
+      r.kind = "service";
+      r.name = s.name;
+      r.fields = Fields(lab, s, uses_secrets.count(s.name) > 0, digest);
+      r.force_new = {"driver", "host"};
+      for (const auto& d : s.depends_on) r.depends_on.push_back("service." + d.name);
+      for (const auto& v : s.volumes)
+        if (v.volume) r.depends_on.push_back("volume." + v.volume->name);
+      if (s.network) r.depends_on.push_back("network." + s.network->name);
+      // Segmentation is in place before anything is exposed: every service
+      // waits for the firewall policy (which itself waits for all networks).
+      if (!lab.networks.empty() || !lab.policy.rules.empty()) {
+        r.depends_on.push_back("firewall.policy");
+      }
+      if (uses_secrets.count(s.name)) {
+        r.depends_on.insert(r.depends_on.end(), secret_ids.begin(), secret_ids.end());
+      }
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  Result<plan::Observed> Observe(const spec::Lab&, const std::vector<plan::Resource>&,
+                                 const plan::Applied&) override {
+    return plan::Observed{};  // no runtime driver to ask yet
+  }
+
+  Status Apply(const plan::Action&, plan::ApplyContext&) override { return Status::Ok(); }
+
+  std::string Note() const override {
+    return "service: desired services are recorded in state only; this build does not start "
+           "processes or containers yet.";
+  }
+};
+
+}  // namespace
+
+plan::Fields ServiceFields(const spec::Lab& lab, const spec::Service& s) {
+  return Fields(lab, s, SecretUsers(lab).count(s.name) > 0, SecretsDigest(lab));
 }
 
 std::unique_ptr<plan::Provider> NewServiceProvider() { return std::make_unique<ServiceProvider>(); }

@@ -51,7 +51,15 @@ class VolumeProvider final : public plan::Provider {
       }
       out[id] = o;
     };
-    for (const auto& r : desired) look(r.Id(), r.fields.at("path"));
+    // An applied volume is looked for where it was made, so a path change
+    // shows as a replacement (old path -> new path), not as a fresh create.
+    for (const auto& r : desired) {
+      std::string path = r.fields.at("path");
+      if (auto a = applied.find(r.Id()); a != applied.end()) {
+        if (auto p = a->second.fields.find("path"); p != a->second.fields.end()) path = p->second;
+      }
+      look(r.Id(), path);
+    }
     for (const auto& [id, a] : applied) {
       if (out.count(id)) continue;
       auto p = a.fields.find("path");
