@@ -515,6 +515,7 @@ void DecodeNetwork(const Ctx& ctx, const Node& n, const std::string& path, Lab& 
 }
 
 void DecodeZones(const Ctx& ctx, const Node& n, Lab& lab) {
+  if (n.IsNull()) return;  // "zones:" with nothing under it
   if (!n.IsSequence()) {
     ctx.Error(n, "zones", "expected a list of zone names, found " + Describe(n));
     return;
@@ -706,21 +707,22 @@ void DecodeServicePorts(const Ctx& ctx, MapReader& m, Service& svc) {
       MapReader pmr(ctx, p, pp);
       pmr.Int("host", pm.host, 1, 65535);
       pmr.Int("container", pm.container, 1, 65535);
+      std::string proto = "tcp";
+      pmr.String("protocol", proto);
+      pmr.String("host_ip", pm.host_ip);
       if (pm.host == 0 && pm.container == 0) {
         ctx.Error(p, pp, "a port mapping needs host, container or both");
         return;
       }
       if (pm.host == 0) pm.host = pm.container;
       if (pm.container == 0) pm.container = pm.host;
-      std::string proto = "tcp";
-      pmr.String("protocol", proto);
+      for (char& c : proto) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (proto == "udp") {
         pm.protocol = Protocol::kUdp;
       } else if (proto != "tcp") {
         ctx.Error(pmr.Get("protocol"), pmr.Sub("protocol"),
                   "expected tcp or udp, found \"" + proto + "\"");
       }
-      pmr.String("host_ip", pm.host_ip);
       if (!pm.host_ip.empty() && !ParseIpAddress(pm.host_ip).ok()) {
         ctx.Error(pmr.Get("host_ip"), pmr.Sub("host_ip"),
                   "expected an IP address to bind, found \"" + pm.host_ip + "\"");
@@ -1196,20 +1198,25 @@ void DecodeDocument(const Ctx& ctx, const Node& root, Lab& lab, Singletons& seen
   if (!root.IsDefined() || root.IsNull()) return;  // an empty file is allowed
   MapReader m(ctx, root, "");
   if (!m.ok()) return;
+  // A section key with nothing under it ("policy:") is the same as leaving it out.
+  auto section = [&](const char* key) {
+    Node v = m.Get(key);
+    return v.IsNull() ? Node() : v;
+  };
   Node n;
   if ((n = m.Get("lab")).IsDefined()) DecodeLabInfo(ctx, n, lab, seen);
   m.List("hosts", [&](const Node& h, const std::string& p) { DecodeHost(ctx, h, p, lab); });
   m.List("networks",
          [&](const Node& x, const std::string& p) { DecodeNetwork(ctx, x, p, lab); });
   if ((n = m.Get("zones")).IsDefined()) DecodeZones(ctx, n, lab);
-  if ((n = m.Get("policy")).IsDefined()) DecodePolicy(ctx, n, lab, seen);
+  if ((n = section("policy")).IsDefined()) DecodePolicy(ctx, n, lab, seen);
   m.List("services",
          [&](const Node& x, const std::string& p) { DecodeService(ctx, x, p, lab); });
   m.List("volumes", [&](const Node& x, const std::string& p) { DecodeVolume(ctx, x, p, lab); });
-  if ((n = m.Get("backups")).IsDefined()) DecodeBackups(ctx, n, lab);
-  if ((n = m.Get("monitoring")).IsDefined()) DecodeMonitoring(ctx, n, lab);
-  if ((n = m.Get("secrets")).IsDefined()) DecodeSecrets(ctx, n, lab);
-  if ((n = m.Get("vpn")).IsDefined()) DecodeVpn(ctx, n, lab, seen);
+  if ((n = section("backups")).IsDefined()) DecodeBackups(ctx, n, lab);
+  if ((n = section("monitoring")).IsDefined()) DecodeMonitoring(ctx, n, lab);
+  if ((n = section("secrets")).IsDefined()) DecodeSecrets(ctx, n, lab);
+  if ((n = section("vpn")).IsDefined()) DecodeVpn(ctx, n, lab, seen);
 }
 
 }  // namespace hearth::spec::internal

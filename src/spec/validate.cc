@@ -103,8 +103,8 @@ class Validator {
   }
 
   bool ZoneExists(const Ref& ref) {
-    // The WireGuard zone counts as declared when only the vpn section names it.
-    if (lab_.FindZone(ref.name)) return true;
+    // The WireGuard section declares its own zone.
+    if (lab_.vpn.wireguard && lab_.vpn.wireguard->zone.name == ref.name) return true;
     return Exists(ref, lab_.zones, "zone");
   }
 
@@ -127,6 +127,11 @@ class Validator {
     std::map<int, const Network*> vlans;
     for (const auto& n : lab_.networks) {
       if (!n.zone.name.empty()) ZoneExists(n.zone);
+      if (n.gateway && n.gateway->v6 && n.subnet6 && !n.subnet6->Contains(*n.gateway) &&
+          !(n.subnet && n.subnet->network.v6)) {
+        d_.Error(n.loc, n.path + ".gateway",
+                 "gateway " + n.gateway->ToString() + " is outside subnet6 " + n.subnet6->text);
+      }
       if (n.vlan) {
         auto [it, inserted] = vlans.emplace(*n.vlan, &n);
         if (!inserted) {
@@ -193,8 +198,7 @@ class Validator {
   void CheckEndpoint(const Endpoint& e) {
     Ref r{e.name, e.loc, e.path};
     if (e.kind == "zone") {
-      bool vpn_zone = lab_.vpn.wireguard && lab_.vpn.wireguard->zone.name == e.name;
-      if (!vpn_zone) ZoneExists(r);
+      ZoneExists(r);
     } else if (e.kind == "network") {
       Exists(r, lab_.networks, "network");
     } else if (e.kind == "service") {
@@ -268,6 +272,18 @@ class Validator {
                  "a " + std::string(DriverName(s.driver)) +
                      " service needs image: the container image to run");
       }
+      if (s.health.kind != HealthCheck::Kind::kNone &&
+          s.health.timeout.value > s.health.interval.value) {
+        d_.Error(s.health.loc, s.path + ".health.timeout",
+                 "timeout " + s.health.timeout.text + " is longer than interval " +
+                     s.health.interval.text + "; checks would overlap");
+      }
+      if (!s.resources.gpu_vendor.empty() && s.resources.gpu_vendor != "nvidia" &&
+          s.resources.gpu_vendor != "amd" && s.resources.gpu_vendor != "intel") {
+        d_.Error(s.loc, s.path + ".resources.gpu_vendor",
+                 "expected a GPU vendor nvidia, amd or intel, found \"" + s.resources.gpu_vendor +
+                     "\"");
+      }
       if (s.health.kind == HealthCheck::Kind::kHttp && s.health.http.port == 0 &&
           s.ports.empty()) {
         d_.Error(s.health.loc, s.path + ".health.http",
@@ -279,7 +295,10 @@ class Validator {
   void CheckVolumes() {
     for (const auto& v : lab_.volumes) {
       if (v.host) Exists(*v.host, lab_.hosts, "host");
-      if (v.path.find("..") != std::string::npos) {
+      bool dotdot = v.path == ".." || StartsWith(v.path, "../") ||
+                    v.path.find("/../") != std::string::npos ||
+                    (v.path.size() >= 3 && v.path.compare(v.path.size() - 3, 3, "/..") == 0);
+      if (dotdot) {
         d_.Error(v.loc, v.spec_path + ".path",
                  "volume path \"" + v.path + "\" contains \"..\"; use a plain absolute path or a "
                  "path inside the lab directory");
@@ -297,7 +316,8 @@ class Validator {
                             [&](const std::string& p) { return StartsWith(r.url, p); });
       if (!ok) {
         d_.Error(r.loc, r.path + ".url",
-                 "expected a repository URL (/abs/path, sftp:, rest:, s3:), found \"" + r.url +
+                 "expected a repository URL (/abs/path, local:, sftp:, rest:, s3:, gs:, rclone:), "
+                 "found \"" + r.url +
                      "\"");
       }
     }
@@ -318,7 +338,8 @@ class Validator {
                  "the drill restores from \"" + p.drill->from->name +
                      "\", which is not one of this policy's repositories");
       }
-      if (ok && p.three_two_one != "off") Check321(p, names);
+      bool known = p.three_two_one == "enforce" || p.three_two_one == "warn";
+      if (ok && known) Check321(p, names);
     }
   }
 
@@ -395,7 +416,10 @@ class Validator {
         if (!p.ok()) {
           d_.Error(in.loc, in.path, "${port:" + in.target + "}: " + p.status().message());
         } else if (s && std::none_of(s->ports.begin(), s->ports.end(), [&](const PortMapping& m) {
-                     return m.container == p->number;
+                     // "5433" matches either protocol; "5433/udp" only udp.
+                     bool proto_ok = in.target.find('/') == std::string::npos ||
+                                     m.protocol == p->protocol;
+                     return m.container == p->number && proto_ok;
                    })) {
           d_.Error(in.loc, in.path,
                    "${port:" + in.target + "} names a port that service \"" + in.owner +
