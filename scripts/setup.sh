@@ -21,7 +21,7 @@ PACKAGES=(
   clang libclang-rt-14-dev llvm-14
   # Libraries (headers + CMake package configs) and the sqlite3 shell.
   libyaml-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libsqlite3-dev sqlite3
-  libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev
+  libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libcpp-httplib-dev
   # Service runtime: bubblewrap sandboxes exec services.
   bubblewrap
   # Tooling: formatter and linter (version 14 on bookworm; see .clang-format / .clang-tidy).

@@ -22,4 +22,13 @@ cmake --preset ci >/dev/null
 cmake --build --preset ci -j "$jobs"
 
 echo "== running the tests"
-ctest --preset ci -j "$jobs"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+ctest --preset ci -j "$jobs" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# CTest prints its "N% tests passed" summary before the label timings; repeat
+# it so the summary is the last line of the run.
+grep -E '^[0-9]+% tests passed' "$log" | tail -n 1
+exit "$status"

@@ -47,6 +47,10 @@ void RegisterStatus(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterEvents(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterState(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterVersion(CLI::App& app, GlobalOptions& g, Command& run);
+void RegisterUp(CLI::App& app, GlobalOptions& g, Command& run);
+void RegisterDown(CLI::App& app, GlobalOptions& g, Command& run);
+void RegisterRestart(CLI::App& app, GlobalOptions& g, Command& run);
+void RegisterLogs(CLI::App& app, GlobalOptions& g, Command& run);
 
 // ----- helpers shared by commands (cli/common.cc) -----
 

@@ -52,6 +52,10 @@ int main(int argc, char** argv) {
   RegisterValidate(app, g, run);
   RegisterPlan(app, g, run);
   RegisterApply(app, g, run);
+  RegisterUp(app, g, run);
+  RegisterDown(app, g, run);
+  RegisterRestart(app, g, run);
+  RegisterLogs(app, g, run);
   RegisterStatus(app, g, run);
   RegisterEvents(app, g, run);
   RegisterState(app, g, run);

@@ -1,7 +1,9 @@
 // hearth status: what Hearth manages, whether it is in sync, recent events.
+#include <ctime>
 #include <map>
 
 #include "cli/cli.h"
+#include "daemon/daemon.h"
 
 namespace hearth::cli {
 
@@ -51,6 +53,16 @@ void RegisterStatus(CLI::App& app, GlobalOptions& g, Command& run) {
         }
         rows.push_back(r);
       }
+      // Services, as the running daemon last saw them.
+      nlohmann::json services = nlohmann::json::array();
+      auto daemon_pid = daemon::RunningDaemonPid(g.StateDir());
+      if (daemon_pid) {
+        auto text = ReadFile(daemon::StatusFile(g.StateDir()));
+        if (text.ok()) {
+          auto doc = nlohmann::json::parse(*text, nullptr, false);
+          if (doc.is_object() && doc["services"].is_array()) services = doc["services"];
+        }
+      }
       if (g.format() != Format::kTable) {
         nlohmann::json res = nlohmann::json::array();
         for (const auto& r : rows)
@@ -60,6 +72,8 @@ void RegisterStatus(CLI::App& app, GlobalOptions& g, Command& run) {
           ev.push_back({{"seq", e.seq}, {"time", e.time}, {"type", e.type},
                         {"subject", e.subject}, {"message", e.message}});
         PrintDocument(g, {{"lab", lab->lab.name},
+                          {"daemon", daemon_pid ? nlohmann::json(*daemon_pid) : nlohmann::json()},
+                          {"services", services},
                           {"in_sync", !p->summary.HasChanges()},
                           {"resources", res},
                           {"events", ev}});
@@ -75,10 +89,40 @@ void RegisterStatus(CLI::App& app, GlobalOptions& g, Command& run) {
         std::printf("%-*s  %-22s  %s\n", static_cast<int>(w), r.id.c_str(), r.sync.c_str(),
                     r.applied_at.empty() ? "never" : r.applied_at.c_str());
       }
+      if (!daemon_pid) {
+        std::puts("\nServices: not running (start them with hearth up).");
+      } else {
+        std::printf("\nServices (hearth up, pid %d):\n", *daemon_pid);
+        std::printf("  %-16s %-7s %-11s %-8s %-9s %-12s %s\n", "NAME", "DRIVER", "STATE",
+                    "RESTARTS", "UPTIME", "PORTS", "HEALTH / LAST ERROR");
+        for (const auto& sv : services) {
+          std::string uptime = "-";
+          if (sv["since"].is_string()) {
+            // Seconds since the RFC 3339 start time.
+            std::tm tm{};
+            std::string since = sv["since"].get<std::string>();
+            if (strptime(since.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) {
+              long secs = static_cast<long>(std::time(nullptr) - timegm(&tm));
+              uptime = secs < 120 ? std::to_string(secs) + "s"
+                       : secs < 7200 ? std::to_string(secs / 60) + "m"
+                                     : std::to_string(secs / 3600) + "h";
+            }
+          }
+          std::vector<std::string> ports;
+          for (const auto& p2 : sv["ports"]) ports.push_back(p2.get<std::string>());
+          std::string detail = sv["last_error"].get<std::string>();
+          if (detail.empty()) detail = sv["health"].get<std::string>();
+          std::printf("  %-16s %-7s %-11s %-8d %-9s %-12s %s\n",
+                      sv["name"].get<std::string>().c_str(), sv["driver"].get<std::string>().c_str(),
+                      sv["state"].get<std::string>().c_str(), sv["restarts"].get<int>(),
+                      uptime.c_str(), Join(ports, ",").c_str(), detail.c_str());
+        }
+      }
       if (!recent.empty()) {
         std::puts("\nRecent events:");
         for (const auto& e : recent)
-          std::printf("  %s  %-18s %s\n", e.time.c_str(), e.type.c_str(), e.message.c_str());
+          std::printf("  %s  %-18s %s%s%s\n", e.time.c_str(), e.type.c_str(), e.subject.c_str(),
+                      e.subject.empty() ? "" : ": ", e.message.c_str());
       }
       return kExitOk;
     };

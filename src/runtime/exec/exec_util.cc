@@ -1,0 +1,175 @@
+// Small helpers of the exec driver: /proc parsing, log rotation, formatting.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "runtime/exec/exec_internal.h"
+
+namespace hearth::runtime::exec_internal {
+namespace {
+
+// read(2)-based, because the driver polls /proc every 20 ms while stopping
+// and iostreams would allocate much more per call.
+bool ReadSmallFile(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out.clear();
+  char buf[1024];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return !out.empty();
+}
+
+std::string Errno(int err) { return std::strerror(err); }
+
+Status CopyFile(const std::string& from, const std::string& to) {
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return Unavailable(from + ": cannot open for rotation: " + Errno(errno));
+  std::string tmp = to + ".tmp";
+  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (out < 0) {
+    int err = errno;
+    ::close(in);
+    return Unavailable(tmp + ": cannot create: " + Errno(err));
+  }
+  std::vector<char> buf(64 * 1024);
+  Status status;
+  while (status.ok()) {
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      status = Unavailable(from + ": read failed: " + Errno(errno));
+      break;
+    }
+    if (n == 0) break;
+    size_t off = 0;
+    while (off < static_cast<size_t>(n)) {
+      ssize_t w = ::write(out, buf.data() + off, static_cast<size_t>(n) - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        status = Unavailable(tmp + ": write failed: " + Errno(errno) + "; free some disk space");
+        break;
+      }
+      off += static_cast<size_t>(w);
+    }
+  }
+  ::close(in);
+  if (::close(out) != 0 && status.ok()) {
+    status = Unavailable(tmp + ": close failed: " + Errno(errno));
+  }
+  if (status.ok() && ::rename(tmp.c_str(), to.c_str()) != 0) {
+    status = Unavailable(to + ": rename failed: " + Errno(errno));
+  }
+  if (!status.ok()) ::unlink(tmp.c_str());
+  return status;
+}
+
+}  // namespace
+
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  std::string text;
+  if (!ReadSmallFile("/proc/" + std::to_string(pid) + "/stat", text)) return std::nullopt;
+  // The command name (field 2) is in parentheses and may itself contain
+  // spaces and ')', so fields are counted from the last ')'.
+  size_t close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::vector<std::string_view> fields;  // fields[0] is field 3 (state)
+  std::string_view rest(text);
+  rest.remove_prefix(close + 1);
+  size_t i = 0;
+  while (i < rest.size() && fields.size() < 20) {
+    while (i < rest.size() && rest[i] == ' ') ++i;
+    size_t start = i;
+    while (i < rest.size() && rest[i] != ' ' && rest[i] != '\n') ++i;
+    if (i > start) fields.push_back(rest.substr(start, i - start));
+    if (i < rest.size() && rest[i] == '\n') break;
+  }
+  if (fields.size() < 20) return std::nullopt;
+  ProcStat st;
+  st.state = fields[0].empty() ? '?' : fields[0][0];
+  st.pgid = static_cast<pid_t>(std::strtol(std::string(fields[2]).c_str(), nullptr, 10));
+  st.session = static_cast<pid_t>(std::strtol(std::string(fields[3]).c_str(), nullptr, 10));
+  st.start_time = std::strtoull(std::string(fields[19]).c_str(), nullptr, 10);
+  return st;
+}
+
+Status RotateLog(const std::string& path, uint64_t max_bytes, int keep) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Unavailable(path + ": cannot stat log: " + Errno(errno));
+  }
+  if (static_cast<uint64_t>(st.st_size) <= max_bytes) return Status::Ok();
+  if (keep > 0) {
+    // Files beyond `keep` (left from a larger setting) would never be
+    // rotated away otherwise.
+    for (int i = keep + 1;; ++i) {
+      std::string extra = path + "." + std::to_string(i);
+      if (::unlink(extra.c_str()) != 0) break;
+    }
+    for (int i = keep - 1; i >= 1; --i) {
+      std::string from = path + "." + std::to_string(i);
+      std::string to = path + "." + std::to_string(i + 1);
+      if (::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT) {
+        return Unavailable("cannot rotate " + from + " to " + to + ": " + Errno(errno));
+      }
+    }
+    TRY(CopyFile(path, path + ".1"));
+  }
+  if (::truncate(path.c_str(), 0) != 0) {
+    return Unavailable(path + ": cannot truncate after rotation: " + Errno(errno));
+  }
+  return Status::Ok();
+}
+
+std::string FormatByteSize(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"Pi", "Ti", "Gi", "Mi", "Ki"};
+  uint64_t unit = uint64_t{1} << 50;
+  for (const char* suffix : kUnits) {
+    if (bytes >= unit && bytes % unit == 0) return std::to_string(bytes / unit) + suffix;
+    unit >>= 10;
+  }
+  return std::to_string(bytes);
+}
+
+std::optional<std::chrono::system_clock::time_point> ParseRfc3339(std::string_view text) {
+  std::string s(text);
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+    return std::nullopt;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  size_t pos = static_cast<size_t>(consumed);
+  std::chrono::nanoseconds frac{0};
+  if (pos < s.size() && s[pos] == '.') {
+    int64_t scale = 100'000'000;
+    ++pos;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      frac += std::chrono::nanoseconds((s[pos] - '0') * scale);
+      scale /= 10;
+      ++pos;
+    }
+  }
+  if (pos + 1 != s.size() || (s[pos] != 'Z' && s[pos] != 'z')) return std::nullopt;
+  time_t secs = ::timegm(&tm);
+  auto tp = std::chrono::system_clock::from_time_t(secs);
+  return tp + std::chrono::duration_cast<std::chrono::system_clock::duration>(frac);
+}
+
+}  // namespace hearth::runtime::exec_internal

@@ -1,0 +1,216 @@
+// The supervisor against real processes through the real exec driver.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "daemon/daemon.h"
+
+namespace hearth::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/hearth-sup-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ro_.lab_name = "t";
+    ro_.run_dir = dir_ + "/run";
+    ro_.log_dir = dir_ + "/logs";
+    driver_ = runtime::NewExecDriver(ro_);
+    opts_.backoff_base = 50ms;
+    opts_.backoff_max = 400ms;
+    opts_.crash_window = 2000ms;
+    opts_.crash_loop_failures = 3;
+    opts_.stop_grace = 2000ms;
+    opts_.rollout_timeout = 1500ms;
+    opts_.run_dir = ro_.run_dir;
+    sup_ = std::make_unique<Supervisor>(std::map<std::string, runtime::Driver*>{{"exec", driver_.get()}},
+                                        nullptr, opts_);
+  }
+  void TearDown() override {
+    if (sup_) sup_->StopAll(nullptr);
+    // Anything a test left running (e.g. after simulating a daemon crash).
+    auto d = runtime::NewExecDriver(ro_);
+    if (auto list = d->List(); list.ok()) {
+      for (const auto& i : *list) (void)d->Stop(i, 1s);
+    }
+    fs::remove_all(dir_);
+  }
+
+  std::shared_ptr<const spec::Lab> Lab(const std::string& services_yaml) {
+    spec::LoadResult r =
+        spec::LoadAndValidateStrings({{"lab.yaml", "lab: { name: t }\nservices:\n" + services_yaml}}, dir_);
+    for (const auto& d : r.diags.All()) ADD_FAILURE() << d.ToString();
+    return r.lab;
+  }
+
+  const ServiceStatus* Find(const std::string& name) {
+    snapshot_ = sup_->Snapshot();
+    for (const auto& s : snapshot_)
+      if (s.name == name) return &s;
+    return nullptr;
+  }
+
+  // Reconciles until pred() holds or the deadline passes.
+  bool RunUntil(const spec::Lab& lab, const std::function<bool()>& pred,
+                std::chrono::milliseconds limit = 10s) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      sup_->Reconcile(lab);
+      if (pred()) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  Phase PhaseOf(const std::string& name) {
+    const ServiceStatus* s = Find(name);
+    return s ? s->phase : Phase::kFailed;
+  }
+
+  std::string dir_;
+  runtime::RuntimeOptions ro_;
+  std::unique_ptr<runtime::Driver> driver_;
+  SupervisorOptions opts_;
+  std::unique_ptr<Supervisor> sup_;
+  std::vector<ServiceStatus> snapshot_;
+};
+
+TEST_F(SupervisorTest, StartsAServiceAndReportsItHealthy) {
+  auto lab = Lab("  - { name: a, command: /bin/sleep, args: [\"30\"] }\n");
+  ASSERT_TRUE(RunUntil(*lab, [&] { return PhaseOf("a") == Phase::kHealthy; }));
+  const ServiceStatus* s = Find("a");
+  ASSERT_TRUE(s->instance.has_value());
+  EXPECT_TRUE(s->instance->running);
+  EXPECT_EQ(s->restarts, 0);
+}
+
+TEST_F(SupervisorTest, DependencyGatesStartUntilHealthy) {
+  // b's tcp check only passes once a listener exists; a waits for it.
+  auto lab = Lab(
+      "  - { name: a, command: /bin/sleep, args: [\"30\"], depends_on: [b] }\n"
+      "  - { name: b, command: /bin/sleep, args: [\"30\"], health: { tcp: 1, interval: 100ms, timeout: 50ms, retries: 100 } }\n");
+  for (int i = 0; i < 10; ++i) {
+    sup_->Reconcile(*lab);
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_NE(PhaseOf("b"), Phase::kHealthy);
+  EXPECT_EQ(PhaseOf("a"), Phase::kPending);
+  EXPECT_FALSE(Find("a")->instance.has_value()) << "a must not start before b is healthy";
+  EXPECT_NE(Find("a")->health.find("waiting for b"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, CrashIsRestartedWithBackoff) {
+  std::string marker = dir_ + "/runs";
+  // Crashes on the first two runs, then stays up.
+  auto lab = Lab("  - { name: c, command: /bin/sh, args: [\"-c\", \"echo x >> " + marker +
+                 "; n=$(wc -l < " + marker + "); [ $n -ge 3 ] && exec sleep 30; exit 7\"] }\n");
+  ASSERT_TRUE(RunUntil(*lab, [&] { return PhaseOf("c") == Phase::kHealthy && Find("c")->restarts >= 2; }));
+  EXPECT_EQ(Find("c")->restarts, 2);
+  EXPECT_NE(Find("c")->last_error.find("code 7"), std::string::npos) << Find("c")->last_error;
+}
+
+TEST_F(SupervisorTest, RepeatedQuickCrashesAreACrashLoop) {
+  auto lab = Lab("  - { name: c, command: /bin/sh, args: [\"-c\", \"exit 3\"] }\n");
+  ASSERT_TRUE(RunUntil(*lab, [&] { return PhaseOf("c") == Phase::kCrashLoop; }));
+  EXPECT_GE(Find("c")->restarts, 3);
+}
+
+TEST_F(SupervisorTest, RestartPolicyNeverLeavesItStopped) {
+  auto lab = Lab("  - { name: once, command: /bin/sh, args: [\"-c\", \"exit 0\"], restart: never }\n");
+  ASSERT_TRUE(RunUntil(*lab, [&] { return PhaseOf("once") == Phase::kStopped; }));
+  for (int i = 0; i < 10; ++i) sup_->Reconcile(*lab);
+  EXPECT_EQ(Find("once")->restarts, 0);
+}
+
+TEST_F(SupervisorTest, ExplicitRestartReplacesTheProcess) {
+  auto lab = Lab("  - { name: a, command: /bin/sleep, args: [\"30\"] }\n");
+  ASSERT_TRUE(RunUntil(*lab, [&] { return PhaseOf("a") == Phase::kHealthy; }));
+  std::string first = Find("a")->instance->id;
+  ASSERT_TRUE(sup_->Restart("a").ok());
+  ASSERT_TRUE(RunUntil(*lab, [&] {
+    const ServiceStatus* s = Find("a");
+    return s->phase == Phase::kHealthy && s->instance && s->instance->id != first;
+  }));
+  // Gone, and reaped: no zombie left behind either.
+  std::ifstream stat("/proc/" + first + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(text.empty()) << "old process still present: " << text;
+}
+
+TEST_F(SupervisorTest, FailedRolloutRestoresThePreviousVersion) {
+  auto good = Lab("  - { name: a, command: /bin/sleep, args: [\"30\"], health: { exec: [/bin/true], interval: 100ms, timeout: 100ms } }\n");
+  ASSERT_TRUE(RunUntil(*good, [&] { return PhaseOf("a") == Phase::kHealthy; }));
+  std::string old_hash = Find("a")->spec_hash;
+  // The new version runs but never passes its health check.
+  auto bad = Lab("  - { name: a, command: /bin/sleep, args: [\"31\"], health: { exec: [/bin/false], interval: 100ms, timeout: 100ms, retries: 100 } }\n");
+  ASSERT_TRUE(RunUntil(*bad, [&] {
+    const ServiceStatus* s = Find("a");
+    return s->instance && s->instance->running && s->spec_hash == old_hash &&
+           s->last_error.find("rollout") != std::string::npos;
+  }, 15s));
+  EXPECT_NE(Find("a")->last_error.find("previous version"), std::string::npos) << Find("a")->last_error;
+}
+
+TEST_F(SupervisorTest, SuccessfulRolloutReplacesTheInstance) {
+  auto v1 = Lab("  - { name: a, command: /bin/sleep, args: [\"30\"] }\n");
+  ASSERT_TRUE(RunUntil(*v1, [&] { return PhaseOf("a") == Phase::kHealthy; }));
+  std::string h1 = Find("a")->spec_hash;
+  auto v2 = Lab("  - { name: a, command: /bin/sleep, args: [\"32\"] }\n");
+  ASSERT_TRUE(RunUntil(*v2, [&] { return PhaseOf("a") == Phase::kHealthy && Find("a")->spec_hash != h1; }));
+}
+
+TEST_F(SupervisorTest, NewSupervisorAdoptsRunningInstancesWithoutDuplicates) {
+  auto lab = Lab("  - { name: a, command: /bin/sleep, args: [\"30\"] }\n");
+  ASSERT_TRUE(RunUntil(*lab, [&] { return PhaseOf("a") == Phase::kHealthy; }));
+  std::string pid = Find("a")->instance->id;
+  // Simulate a daemon killed with -9: drop the supervisor without stopping anything.
+  sup_.reset();
+  auto driver2 = runtime::NewExecDriver(ro_);
+  sup_ = std::make_unique<Supervisor>(std::map<std::string, runtime::Driver*>{{"exec", driver2.get()}},
+                                      nullptr, opts_);
+  ASSERT_TRUE(sup_->Adopt().ok());
+  ASSERT_TRUE(RunUntil(*lab, [&] { return PhaseOf("a") == Phase::kHealthy; }));
+  EXPECT_EQ(Find("a")->instance->id, pid) << "the running process is adopted, not replaced";
+  auto list = driver2->List();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 1u);
+  sup_->StopAll(nullptr);
+  sup_.reset();
+  driver_ = std::move(driver2);
+}
+
+TEST_F(SupervisorTest, SecretReferencesFailClearlyInThisBuild) {
+  spec::LoadResult r = spec::LoadLabFromStrings(
+      {{"lab.yaml", "lab: { name: t }\nservices:\n  - { name: s, command: /bin/true, env: { A: \"${secret:x}\" } }\n"}},
+      dir_);
+  auto spec = ResolveStartSpec(*r.lab, r.lab->services[0], ro_.run_dir);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_NE(spec.status().message().find("cannot decrypt secrets"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, ResolvesVolumePortAndRuntimeDirReferences) {
+  spec::LoadResult r = spec::LoadAndValidateStrings(
+      {{"lab.yaml", "lab: { name: t }\nvolumes: [{ name: d, path: /srv/d }]\nservices:\n"
+                    "  - { name: s, command: /bin/true, ports: [5433], volumes: [{ name: d }],\n"
+                    "      args: [\"${volume:d}\", \"${port:5433}\", \"${runtime_dir}\", \"$${HOME}\"] }\n"}},
+      dir_);
+  ASSERT_TRUE(r.ok());
+  auto spec = ResolveStartSpec(*r.lab, r.lab->services[0], "/run/h");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->args, (std::vector<std::string>{"/srv/d", "5433", "/run/h/s", "${HOME}"}));
+  ASSERT_EQ(spec->mounts.size(), 1u);
+  EXPECT_EQ(spec->mounts[0].source, "/srv/d");
+  EXPECT_EQ(spec->spec_hash.size(), 16u);
+}
+
+}  // namespace
+}  // namespace hearth::daemon
