@@ -16,7 +16,7 @@ void RegisterUp(CLI::App& app, GlobalOptions& g, Command& run) {
       "up", "Run the lab in the foreground: start services in order and keep them healthy");
   auto o = std::make_shared<daemon::DaemonOptions>();
   auto tick_ms = std::make_shared<int>(1000);
-  auto backoff_ms = std::make_shared<int>(1000);
+  auto backoff_ms = std::make_shared<int>(100);
   auto grace_ms = std::make_shared<int>(10000);
   auto rollout_ms = std::make_shared<int>(60000);
   cmd->add_option("--listen", o->listen, "HTTP listener (HOST:PORT; port 0 picks a free one)")

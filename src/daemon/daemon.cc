@@ -266,7 +266,11 @@ int Run(const DaemonOptions& options) {
     (void)WriteFileAtomic(StatusFile(state_dir), status.dump(2) + "\n");
 
     pollfd fds[2] = {{sig_fd, POLLIN, 0}, {in_fd, POLLIN, 0}};
-    int n = ::poll(fds, in_fd >= 0 ? 2 : 1, static_cast<int>(options.tick.count()));
+    auto now = std::chrono::steady_clock::now();
+    auto wake = supervisor.NextWake(now + options.tick);
+    int timeout_ms = static_cast<int>(
+        std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count()));
+    int n = ::poll(fds, in_fd >= 0 ? 2 : 1, timeout_ms);
     if (n <= 0) continue;
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo si;

@@ -68,7 +68,7 @@ struct ServiceStatus {
 nlohmann::json StatusToJson(const std::vector<ServiceStatus>& services);
 
 struct SupervisorOptions {
-  std::chrono::milliseconds backoff_base{1000};
+  std::chrono::milliseconds backoff_base{100};  // first restart delay; doubles per quick exit
   std::chrono::milliseconds backoff_max{60000};
   int crash_loop_failures = 5;  // this many exits, each within crash_window of starting
   std::chrono::milliseconds crash_window{30000};
@@ -101,6 +101,9 @@ class Supervisor {
   Status Restart(const std::string& service);
 
   std::vector<ServiceStatus> Snapshot() const;
+  // When the next scheduled action (a delayed restart, a starting service's
+  // health check) is due; the daemon sleeps no longer than that.
+  std::chrono::steady_clock::time_point NextWake(std::chrono::steady_clock::time_point fallback) const;
 
  private:
   struct Entry {

@@ -439,6 +439,21 @@ Status Supervisor::Restart(const std::string& service) {
   return Status::Ok();
 }
 
+std::chrono::steady_clock::time_point Supervisor::NextWake(
+    std::chrono::steady_clock::time_point fallback) const {
+  auto wake = fallback;
+  for (const auto& [name, e] : entries_) {
+    if (!e.status.instance && e.status.next_start > SteadyClock::now()) {
+      wake = std::min(wake, e.status.next_start);
+    }
+    // A starting service is checked often, so it turns healthy promptly.
+    if (e.status.instance && e.status.phase == Phase::kStarting) {
+      wake = std::min(wake, SteadyClock::now() + std::chrono::milliseconds(100));
+    }
+  }
+  return wake;
+}
+
 std::vector<ServiceStatus> Supervisor::Snapshot() const {
   std::vector<ServiceStatus> out;
   for (const auto& name : order_) {

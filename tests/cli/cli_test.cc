@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
+#include <csignal>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -182,7 +184,8 @@ TEST(CliHelpTest, EveryCommandHasHelp) {
   TempDir cwd;
   const std::vector<std::vector<std::string>> commands = {
       {"validate"}, {"plan"},          {"apply"},           {"status"}, {"events"},
-      {"state"},    {"state", "info"}, {"state", "unlock"}, {"version"}};
+      {"state"},    {"state", "info"}, {"state", "unlock"}, {"version"}, {"up"},
+      {"down"},     {"restart"},       {"logs"}};
   for (const auto& cmd : commands) {
     std::string name;
     for (const auto& c : cmd) name += (name.empty() ? "" : " ") + c;
@@ -547,6 +550,147 @@ TEST(CliVersionTest, YamlAndJsonOutput) {
   EXPECT_TRUE(Contains(yaml.out, j.at("version").get<std::string>())) << yaml.out;
   EXPECT_TRUE(Contains(Hearth({"version"}, cwd.path()).out,
                        "hearth " + j.at("version").get<std::string>()));
+}
+
+
+// ----- hearth up / down / logs / restart, with real processes -----
+
+// Starts `hearth up` in the background; stdout+stderr go to `log`.
+pid_t StartDaemon(const std::vector<std::string>& args, const std::string& cwd,
+                  const std::string& log) {
+  std::vector<std::string> argv_s = {HEARTH_BINARY};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int in = ::open("/dev/null", O_RDONLY);
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    if (::chdir(cwd.c_str()) != 0) ::_exit(126);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+class CliUpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    lab_ = dir_.path() + "/lab";
+    fs::create_directory(lab_);
+    WriteText(lab_ + "/lab.yaml", R"(lab: { name: uptest }
+services:
+  - name: base
+    command: /bin/sh
+    args: ["-c", "echo base says hello; exec sleep 3600"]
+    health: { exec: ["/bin/true"], interval: 200ms, timeout: 200ms }
+  - name: top
+    command: /bin/sh
+    args: ["-c", "echo top started; exec sleep 3600"]
+    depends_on: [base]
+)");
+  }
+  void TearDown() override {
+    if (daemon_ > 0) {
+      ::kill(daemon_, SIGKILL);
+      ::waitpid(daemon_, nullptr, 0);
+    }
+    Hearth({"--lab", lab_, "down"}, lab_);
+  }
+
+  json Status() {
+    auto text = Slurp(lab_ + "/.hearth/daemon-status.json");
+    return json::parse(text.empty() ? "{}" : text, nullptr, false);
+  }
+
+  // Waits until both services are healthy; returns their instance ids.
+  std::map<std::string, std::string> WaitHealthy() {
+    for (int i = 0; i < 200; ++i) {
+      json st = Status();
+      std::map<std::string, std::string> ids;
+      if (st.is_object() && st["services"].is_array()) {
+        for (const auto& s : st["services"]) {
+          if (s["state"] == "healthy" && s["id"].is_string()) ids[s["name"]] = s["id"];
+        }
+      }
+      if (ids.size() == 2) return ids;
+      usleep(50 * 1000);
+    }
+    ADD_FAILURE() << "services did not become healthy; daemon log:\n" << Slurp(dir_.path() + "/up.log");
+    return {};
+  }
+
+  static bool Alive(const std::string& pid) {
+    std::string stat = Slurp("/proc/" + pid + "/stat");
+    return !stat.empty() && stat.find(") Z ") == std::string::npos;
+  }
+
+  TempDir dir_;
+  std::string lab_;
+  pid_t daemon_ = -1;
+};
+
+TEST_F(CliUpTest, RunsServicesAndStopsThemWithDown) {
+  daemon_ = StartDaemon({"--lab", lab_, "up", "--listen", "127.0.0.1:0", "--tick-ms", "200"}, lab_,
+                        dir_.path() + "/up.log");
+  auto ids = WaitHealthy();
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_TRUE(Alive(ids["base"]));
+  RunResult st = Hearth({"--lab", lab_, "status"}, lab_);
+  EXPECT_EQ(st.exit_code, 0) << st.Describe();
+  EXPECT_TRUE(Contains(st.out, "healthy")) << st.out;
+  RunResult logs = Hearth({"--lab", lab_, "logs", "base"}, lab_);
+  EXPECT_EQ(logs.exit_code, 0) << logs.Describe();
+  EXPECT_TRUE(Contains(logs.out, "base says hello")) << logs.out;
+  RunResult down = Hearth({"--lab", lab_, "down"}, lab_);
+  EXPECT_EQ(down.exit_code, 0) << down.Describe();
+  int status = 0;
+  ASSERT_EQ(::waitpid(daemon_, &status, 0), daemon_);
+  daemon_ = -1;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "daemon should exit 0 on SIGTERM";
+  EXPECT_FALSE(Alive(ids["base"]));
+  EXPECT_FALSE(Alive(ids["top"]));
+}
+
+TEST_F(CliUpTest, KillNineThenUpAdoptsWithoutDuplicates) {
+  daemon_ = StartDaemon({"--lab", lab_, "up", "--listen", "127.0.0.1:0", "--tick-ms", "200"}, lab_,
+                        dir_.path() + "/up.log");
+  auto before = WaitHealthy();
+  ASSERT_EQ(before.size(), 2u);
+  ::kill(daemon_, SIGKILL);
+  ::waitpid(daemon_, nullptr, 0);
+  EXPECT_TRUE(Alive(before["base"])) << "services outlive a killed daemon";
+  ::unlink((lab_ + "/.hearth/daemon-status.json").c_str());
+  daemon_ = StartDaemon({"--lab", lab_, "up", "--listen", "127.0.0.1:0", "--tick-ms", "200"}, lab_,
+                        dir_.path() + "/up.log");
+  auto after = WaitHealthy();
+  EXPECT_EQ(after, before) << "the same processes are adopted, none started twice";
+  std::string log = Slurp(dir_.path() + "/up.log");
+  EXPECT_TRUE(Contains(log, "adopted running instance")) << log;
+  // Exactly one pid file per service.
+  int pid_files = 0;
+  for (const auto& e : fs::directory_iterator(lab_ + "/.hearth/run")) {
+    pid_files += e.path().extension() == ".json" ? 1 : 0;
+  }
+  EXPECT_EQ(pid_files, 2);
+}
+
+TEST_F(CliUpTest, SecondDaemonForTheSameLabIsRefused) {
+  daemon_ = StartDaemon({"--lab", lab_, "up", "--listen", "127.0.0.1:0"}, lab_, dir_.path() + "/up.log");
+  WaitHealthy();
+  RunResult second = Hearth({"--lab", lab_, "up", "--listen", "127.0.0.1:0"}, lab_);
+  EXPECT_EQ(second.exit_code, 1) << second.Describe();
+  EXPECT_TRUE(Contains(second.err + second.out, "already running")) << second.Describe();
+}
+
+TEST_F(CliUpTest, RestartWithoutDaemonExplainsWhatToDo) {
+  RunResult r = Hearth({"--lab", lab_, "restart", "base"}, lab_);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(Contains(r.err, "hearth up")) << r.Describe();
 }
 
 }  // namespace

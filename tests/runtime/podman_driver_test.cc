@@ -13,7 +13,6 @@
 // for podman's REST API. The driver uses the CLI (see the comment at the top
 // of src/runtime/podman/podman_driver.cc), so no service is started here.
 #include <arpa/inet.h>
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -24,10 +23,12 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "common/common.h"
 #include "runtime/podman/command.h"
@@ -39,9 +40,9 @@ namespace hearth::runtime {
 namespace {
 
 namespace fs = std::filesystem;
+using podman_test::PodmanTestEnv;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-using podman_test::PodmanTestEnv;
 
 bool Has(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
@@ -293,8 +294,8 @@ class PodmanDriverTest : public ::testing::Test {
   void TearDown() override {
     if (!env_->skip_reason().empty()) return;
     // Every container this test made, whatever state the test left it in.
-    auto ps = env_->Podman({"ps", "-a", "-q", "--no-trunc", "--filter",
-                            "label=io.hearth.lab=" + lab_});
+    auto ps =
+        env_->Podman({"ps", "-a", "-q", "--no-trunc", "--filter", "label=io.hearth.lab=" + lab_});
     std::string ids = ps.out;
     size_t start = 0;
     while (start < ids.size()) {

@@ -57,9 +57,7 @@ class PodmanTestEnv {
 
   // Prepares everything; afterwards either skip_reason() is empty and podman
   // can run kImage, or it says why not.
-  void SetUp() {
-    skip_reason_ = Prepare();
-  }
+  void SetUp() { skip_reason_ = Prepare(); }
 
   const std::string& skip_reason() const { return skip_reason_; }
   const std::string& dir() const { return dir_; }
@@ -139,8 +137,9 @@ class PodmanTestEnv {
   static std::string FreeSubnet() {
     std::ifstream routes("/proc/net/route");
     std::string all((std::istreambuf_iterator<char>(routes)), std::istreambuf_iterator<char>());
-    std::mt19937 rng(static_cast<unsigned>(::getpid()) * 2654435761u ^
-                     static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    std::mt19937 rng(
+        static_cast<unsigned>(::getpid()) * 2654435761u ^
+        static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
     for (int i = 0; i < 200; ++i) {
       unsigned b = 200 + rng() % 50;
       unsigned c = rng() % 256;
@@ -182,8 +181,8 @@ class PodmanTestEnv {
     std::ostringstream net;
     net << "{\n"
         << "  \"name\": \"" << net_name << "\",\n"
-        << "  \"id\": \"" << std::string(56, 'e') << std::hex << (0x10000000u + ::getpid() % 0x10000000u)
-        << "\",\n"
+        << "  \"id\": \"" << std::string(56, 'e') << std::hex
+        << (0x10000000u + ::getpid() % 0x10000000u) << "\",\n"
         << "  \"driver\": \"bridge\",\n"
         << "  \"network_interface\": \"" << iface << "\",\n"
         << "  \"created\": \"2026-01-01T00:00:00Z\",\n"
@@ -234,7 +233,8 @@ class PodmanTestEnv {
                                "false", "wget", "printenv", "kill", "ps"}) {
       std::filesystem::create_symlink("busybox", rootfs + "/bin/" + applet, ec);
     }
-    WriteText(rootfs + "/etc/passwd", "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n");
+    WriteText(rootfs + "/etc/passwd",
+              "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n");
     WriteText(rootfs + "/etc/group", "root:x:0:\nnogroup:x:65534:\n");
     const std::string tar = dir_ + "/rootfs.tar";
     auto r = podman::RunCommand({"tar", "-C", rootfs, "-cf", tar, "."}, std::chrono::seconds(60));
@@ -254,8 +254,7 @@ class PodmanTestEnv {
     podman_usable_ = true;
     auto ran = Podman({"run", "--rm", "--pull=never", kImage, "echo", "hearth-podman-ok"});
     if (ran.exit_code != 0 || ran.out.find("hearth-podman-ok") == std::string::npos) {
-      return "podman cannot run a container here (storage driver " + driver +
-             "): " + Describe(ran);
+      return "podman cannot run a container here (storage driver " + driver + "): " + Describe(ran);
     }
     return "";
   }

@@ -1,14 +1,14 @@
 #include "runtime/podman/command.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <utility>
 
@@ -115,8 +115,8 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
   pid_t pid = -1;
   int rc = ::posix_spawnp(&pid, cargv[0], &actions, &attr, cargv.data(), environ);
@@ -124,7 +124,8 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     if (rc == ENOENT) {
-      return NotFound(argv[0] + " was not found on PATH; install it (for podman on Debian: "
+      return NotFound(argv[0] +
+                      " was not found on PATH; install it (for podman on Debian: "
                       "apt-get install podman runc)");
     }
     return Unavailable("cannot run " + argv[0] + ": " + std::strerror(rc));
@@ -201,10 +202,9 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
     reaped = w == pid;
   }
   result.exit_code = reaped ? DecodeWaitStatus(status) : -1;
-  for (int i = 0; i < 2; ++i) {
-    if (streams[i].dropped > 0) {
-      streams[i].sink->append("\n[" + std::to_string(streams[i].dropped) +
-                              " more bytes not captured]");
+  for (Stream& s : streams) {
+    if (s.dropped > 0) {
+      s.sink->append("\n[" + std::to_string(s.dropped) + " more bytes not captured]");
     }
   }
   return result;

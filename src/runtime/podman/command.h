@@ -22,14 +22,14 @@
 namespace hearth::runtime::podman {
 
 struct CommandResult {
-  int exit_code = -1;    // exit status; 128 + signal when killed by a signal
+  int exit_code = -1;      // exit status; 128 + signal when killed by a signal
   bool timed_out = false;  // killed by RunCommand after `timeout`
-  std::string out;       // stdout (capped; see kMaxCapture)
-  std::string err;       // stderr (capped)
+  std::string out;         // stdout (capped; see kMaxCapture)
+  std::string err;         // stderr (capped)
 };
 
 // Output beyond this many bytes per stream is dropped (and noted at the end).
-inline constexpr size_t kMaxCapture = 16 * 1024 * 1024;
+inline constexpr size_t kMaxCapture = size_t{16} * 1024 * 1024;
 
 // Runs argv[0] (looked up in PATH) with argv. The returned Result is an error
 // only when the program could not be started at all (NotFound when it is not

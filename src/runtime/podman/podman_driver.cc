@@ -28,12 +28,12 @@
 // messages. Values an env file cannot carry (line breaks) go through -e, and
 // every message built from podman's output has the values redacted.
 #include <fcntl.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -114,7 +114,8 @@ bool FitsEnvFile(std::string_view value) {
 std::string EnvFileContent(const std::map<std::string, std::string>& env) {
   std::string content;
   for (const auto& [key, value] : env) {
-    if (FitsEnvFile(value)) content += key + "=" + value + "\n";
+    if (!FitsEnvFile(value)) continue;
+    content.append(key).append("=").append(value).append("\n");
   }
   return content;
 }
@@ -180,7 +181,7 @@ Result<std::vector<std::string>> BuildRunArgs(std::string_view lab, const StartS
           "no '=' or line break",
           where, key));
     }
-    if (!FitsEnvFile(value)) args.insert(args.end(), {"-e", key + "=" + value});
+    if (!FitsEnvFile(value)) args.insert(args.end(), {"-e", fmt::format("{}={}", key, value)});
   }
   if (!env_file.empty()) args.insert(args.end(), {"--env-file", env_file});
   if (!spec.working_dir.empty()) args.insert(args.end(), {"--workdir", spec.working_dir});
@@ -190,8 +191,8 @@ Result<std::vector<std::string>> BuildRunArgs(std::string_view lab, const StartS
   }
   if (spec.cpu) {
     if (!(*spec.cpu > 0)) {
-      return InvalidArgument(fmt::format("{}: cpu limit {} must be greater than 0", where,
-                                         *spec.cpu));
+      return InvalidArgument(
+          fmt::format("{}: cpu limit {} must be greater than 0", where, *spec.cpu));
     }
     args.insert(args.end(), {"--cpus", fmt::format("{}", *spec.cpu)});
   }
@@ -249,7 +250,7 @@ std::optional<std::chrono::system_clock::time_point> ParsePodmanTime(std::string
       year <= 1) {
     return std::nullopt;
   }
-  size_t pos = static_cast<size_t>(consumed);
+  auto pos = static_cast<size_t>(consumed);
   int64_t nanos = 0;
   if (pos < s.size() && s[pos] == '.') {
     int64_t scale = 100000000;
@@ -295,9 +296,9 @@ class TempEnvFile {
 
   Status Create(const std::string& preferred_dir, std::string_view content) {
     std::vector<std::string> dirs;
-    if (!preferred_dir.empty()) dirs.push_back(preferred_dir);
+    if (!preferred_dir.empty()) dirs.emplace_back(preferred_dir);
     const char* tmp = std::getenv("TMPDIR");
-    dirs.push_back(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp");
+    dirs.emplace_back(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp");
     std::string last_error;
     for (const std::string& dir : dirs) {
       std::string pattern = dir + "/.hearth-podman-env-XXXXXX";
@@ -431,14 +432,14 @@ class PodmanDriver final : public Driver {
             "new one",
             Where(instance), instance.id));
       }
-      return Unavailable(fmt::format("{}: podman container inspect {} failed: {}",
-                                     Where(instance), instance.id, PodmanErrorText(r.err)));
+      return Unavailable(fmt::format("{}: podman container inspect {} failed: {}", Where(instance),
+                                     instance.id, PodmanErrorText(r.err)));
     }
     try {
       nlohmann::json j = nlohmann::json::parse(r.out);
       if (!j.is_array() || j.empty()) {
-        return NotFound(fmt::format("{}: container {} no longer exists", Where(instance),
-                                    instance.id));
+        return NotFound(
+            fmt::format("{}: container {} no longer exists", Where(instance), instance.id));
       }
       const nlohmann::json& c = j.at(0);
       const nlohmann::json& state = c.at("State");
@@ -457,8 +458,9 @@ class PodmanDriver final : public Driver {
       }
       if (auto t = ParsePodmanTime(state.value("StartedAt", ""))) out.started = *t;
       if (state.value("OOMKilled", false)) {
-        out.warnings.push_back("killed by the kernel OOM killer: the container used more memory "
-                               "than its limit; raise `memory:` for this service");
+        out.warnings.emplace_back(
+            "killed by the kernel OOM killer: the container used more memory "
+            "than its limit; raise `memory:` for this service");
       }
       return out;
     } catch (const nlohmann::json::exception& e) {
@@ -502,8 +504,8 @@ class PodmanDriver final : public Driver {
         out.push_back(std::move(i));
       }
     } catch (const nlohmann::json::exception& e) {
-      return Internal(fmt::format("lab {}: cannot read podman ps output: {}", options_.lab_name,
-                                  e.what()));
+      return Internal(
+          fmt::format("lab {}: cannot read podman ps output: {}", options_.lab_name, e.what()));
     }
     std::sort(out.begin(), out.end(), [](const Instance& a, const Instance& b) {
       return a.service != b.service ? a.service < b.service : a.started < b.started;
@@ -516,10 +518,10 @@ class PodmanDriver final : public Driver {
     ASSIGN_OR_RETURN(CommandResult r, Podman({"rm", "-f", "--ignore", "-t", "0", instance.id},
                                              kQuickTimeout, Where(instance), {}));
     if (r.exit_code == 0 || IsNoSuchContainer(r.err)) return Status::Ok();
-    return Unavailable(fmt::format("{}: podman rm {} failed: {}; remove it by hand with "
-                                   "`podman rm -f {}`",
-                                   Where(instance), instance.id, PodmanErrorText(r.err),
-                                   instance.id));
+    return Unavailable(
+        fmt::format("{}: podman rm {} failed: {}; remove it by hand with "
+                    "`podman rm -f {}`",
+                    Where(instance), instance.id, PodmanErrorText(r.err), instance.id));
   }
 
  private:
