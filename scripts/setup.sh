@@ -22,8 +22,10 @@ PACKAGES=(
   # Libraries (headers + CMake package configs) and the sqlite3 shell.
   libyaml-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libsqlite3-dev sqlite3
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libcpp-httplib-dev
-  # Service runtime: bubblewrap sandboxes exec services.
-  bubblewrap
+  # Service runtime: bubblewrap sandboxes exec services; podman (with runc, as crun is not
+  # installed, and netavark networking) runs podman services; busybox-static builds the
+  # tests' local image, since there is no image registry.
+  bubblewrap podman runc conmon netavark aardvark-dns iptables uidmap catatonit busybox-static
   # Tooling: formatter and linter (version 14 on bookworm; see .clang-format / .clang-tidy).
   clang-format clang-tidy
 )

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "cli/cli.h"
 #include "daemon/daemon.h"
 
@@ -19,6 +21,7 @@ void RegisterUp(CLI::App& app, GlobalOptions& g, Command& run) {
   auto backoff_ms = std::make_shared<int>(100);
   auto grace_ms = std::make_shared<int>(10000);
   auto rollout_ms = std::make_shared<int>(60000);
+  auto crash_window_ms = std::make_shared<int>(30000);
   cmd->add_option("--listen", o->listen, "HTTP listener (HOST:PORT; port 0 picks a free one)")
       ->capture_default_str();
   cmd->add_option("--tick-ms", *tick_ms, "Reconcile at least this often")->capture_default_str()
@@ -30,18 +33,23 @@ void RegisterUp(CLI::App& app, GlobalOptions& g, Command& run) {
   cmd->add_option("--rollout-timeout-ms", *rollout_ms,
                   "How long a changed service may take to become healthy before rollback")
       ->capture_default_str()->check(CLI::Range(100, 3600000));
+  cmd->add_option("--crash-window-ms", *crash_window_ms,
+                  "An exit this soon after starting counts towards backoff and the crash-loop state")
+      ->capture_default_str()->check(CLI::Range(100, 3600000));
   cmd->footer("SIGTERM or Ctrl-C stops the services and exits; SIGHUP reloads the spec (so does "
               "saving a spec file). A kill -9 leaves services running; the next hearth up adopts "
               "them.");
-  cmd->callback([&g, &run, o, tick_ms, backoff_ms, grace_ms, rollout_ms] {
-    run = [&g, o, tick_ms, backoff_ms, grace_ms, rollout_ms]() -> int {
+  cmd->callback([&g, &run, o, tick_ms, backoff_ms, grace_ms, rollout_ms, crash_window_ms] {
+    run = [&g, o, tick_ms, backoff_ms, grace_ms, rollout_ms, crash_window_ms]() -> int {
       o->lab_dir = g.lab_dir;
       o->state_dir = g.StateDir();
       o->tick = std::chrono::milliseconds(*tick_ms);
       o->supervisor.backoff_base = std::chrono::milliseconds(*backoff_ms);
       o->supervisor.stop_grace = std::chrono::milliseconds(*grace_ms);
       o->supervisor.rollout_timeout = std::chrono::milliseconds(*rollout_ms);
+      o->supervisor.crash_window = std::chrono::milliseconds(*crash_window_ms);
       if (g.log_level == "warn") (void)InitLogging("info");  // a daemon narrates by default
+      spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$: %v");
       return daemon::Run(*o);
     };
   });

@@ -268,8 +268,10 @@ int Run(const DaemonOptions& options) {
     pollfd fds[2] = {{sig_fd, POLLIN, 0}, {in_fd, POLLIN, 0}};
     auto now = std::chrono::steady_clock::now();
     auto wake = supervisor.NextWake(now + options.tick);
+    // Round up, so the loop never wakes a moment before the work is due.
     int timeout_ms = static_cast<int>(
-        std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::milliseconds>(wake - now).count()));
+        std::max<int64_t>(1, std::chrono::ceil<std::chrono::milliseconds>(wake - now).count()));
+    spdlog::trace("sleeping up to {} ms", timeout_ms);
     int n = ::poll(fds, in_fd >= 0 ? 2 : 1, timeout_ms);
     if (n <= 0) continue;
     if (fds[0].revents & POLLIN) {

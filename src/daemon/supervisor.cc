@@ -443,9 +443,10 @@ std::chrono::steady_clock::time_point Supervisor::NextWake(
     std::chrono::steady_clock::time_point fallback) const {
   auto wake = fallback;
   for (const auto& [name, e] : entries_) {
-    if (!e.status.instance && e.status.next_start > SteadyClock::now()) {
-      wake = std::min(wake, e.status.next_start);
-    }
+    // A delayed restart is due at next_start (possibly already: then at once).
+    bool waiting = e.status.phase == Phase::kBackoff || e.status.phase == Phase::kCrashLoop ||
+                   e.status.phase == Phase::kFailed;
+    if (!e.status.instance && waiting) wake = std::min(wake, e.status.next_start);
     // A starting service is checked often, so it turns healthy promptly.
     if (e.status.instance && e.status.phase == Phase::kStarting) {
       wake = std::min(wake, SteadyClock::now() + std::chrono::milliseconds(100));

@@ -14,7 +14,6 @@
 // of src/runtime/podman/podman_driver.cc), so no service is started here.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -267,23 +266,27 @@ std::string HttpGet(int port, const std::string& path) {
   return response;
 }
 
+// One podman environment per test process (set up by the first test of the
+// suite, torn down after the last).
+PodmanTestEnv* shared_env = nullptr;
+
 class PodmanDriverTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    env_ = new PodmanTestEnv();
-    env_->SetUp();
+    shared_env = new PodmanTestEnv();
+    shared_env->SetUp();
   }
   static void TearDownTestSuite() {
-    delete env_;
-    env_ = nullptr;
+    delete shared_env;
+    shared_env = nullptr;
   }
 
   void SetUp() override {
-    if (!env_->skip_reason().empty()) GTEST_SKIP() << env_->skip_reason();
+    if (!shared_env->skip_reason().empty()) GTEST_SKIP() << shared_env->skip_reason();
     std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     lab_ = "lab";
     for (char c : name) lab_ += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    dir_ = env_->dir() + "/" + name;
+    dir_ = shared_env->dir() + "/" + name;
     fs::create_directories(dir_ + "/run");
     options_.lab_name = lab_;
     options_.run_dir = dir_ + "/run";
@@ -292,17 +295,17 @@ class PodmanDriverTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (!env_->skip_reason().empty()) return;
+    if (!shared_env->skip_reason().empty()) return;
     // Every container this test made, whatever state the test left it in.
-    auto ps =
-        env_->Podman({"ps", "-a", "-q", "--no-trunc", "--filter", "label=io.hearth.lab=" + lab_});
+    auto ps = shared_env->Podman(
+        {"ps", "-a", "-q", "--no-trunc", "--filter", "label=io.hearth.lab=" + lab_});
     std::string ids = ps.out;
     size_t start = 0;
     while (start < ids.size()) {
       size_t end = ids.find('\n', start);
       if (end == std::string::npos) end = ids.size();
       std::string id = Trim(ids.substr(start, end - start));
-      if (!id.empty()) env_->Podman({"rm", "-f", "-t", "0", id});
+      if (!id.empty()) shared_env->Podman({"rm", "-f", "-t", "0", id});
       start = end + 1;
     }
     std::error_code ec;
@@ -328,19 +331,16 @@ class PodmanDriverTest : public ::testing::Test {
   }
 
   nlohmann::json InspectJson(const std::string& id) {
-    auto r = env_->Podman({"container", "inspect", "--format", "json", id});
+    auto r = shared_env->Podman({"container", "inspect", "--format", "json", id});
     if (r.exit_code != 0) return nlohmann::json();
     return nlohmann::json::parse(r.out).at(0);
   }
 
-  static PodmanTestEnv* env_;
   std::string lab_;
   std::string dir_;
   RuntimeOptions options_;
   std::unique_ptr<Driver> driver_;
 };
-
-PodmanTestEnv* PodmanDriverTest::env_ = nullptr;
 
 TEST_F(PodmanDriverTest, ServesHttpOnItsPublishedPort) {
   fs::create_directories(dir_ + "/www");
@@ -519,28 +519,28 @@ TEST_F(PodmanDriverTest, MissingImageErrorNamesImageAndRegistry) {
 }
 
 TEST_F(PodmanDriverTest, EnvValuesReachTheContainerButNeverOurErrors) {
-  const std::string kToken = "tok-9f8e7d6c5b4a";
-  const std::string kPem = "-----BEGIN KEY-----\nsecret-pem-body-42\n-----END KEY-----";
+  const std::string token = "tok-9f8e7d6c5b4a";
+  const std::string pem = "-----BEGIN KEY-----\nsecret-pem-body-42\n-----END KEY-----";
   StartSpec s = Spec("envy");
-  s.env = {{"API_TOKEN", kToken}, {"TLS_KEY", kPem}};
+  s.env = {{"API_TOKEN", token}, {"TLS_KEY", pem}};
   s.command = "sh";
-  s.args = {"-c", "echo \"token=$API_TOKEN\"; echo \"$TLS_KEY\"; sleep 1000"};
+  s.args = {"-c", R"(echo "token=$API_TOKEN"; echo "$TLS_KEY"; sleep 1000)"};
   auto started = driver_->Start(s);
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   std::string logs;
   auto deadline = std::chrono::steady_clock::now() + seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
-    logs = env_->Podman({"logs", started->id}).out;
+    logs = shared_env->Podman({"logs", started->id}).out;
     if (Has(logs, "END KEY")) break;
     std::this_thread::sleep_for(milliseconds(100));
   }
-  EXPECT_TRUE(Has(logs, "token=" + kToken)) << logs;
+  EXPECT_TRUE(Has(logs, "token=" + token)) << logs;
   EXPECT_TRUE(Has(logs, "secret-pem-body-42")) << logs;
   // The env file is gone as soon as podman has read it.
   EXPECT_TRUE(fs::is_empty(options_.run_dir));
 
   auto expect_clean = [&](const Status& st) {
-    EXPECT_FALSE(Has(st.message(), kToken)) << st.ToString();
+    EXPECT_FALSE(Has(st.message(), token)) << st.ToString();
     EXPECT_FALSE(Has(st.message(), "secret-pem-body-42")) << st.ToString();
   };
   // Missing image.
@@ -554,13 +554,38 @@ TEST_F(PodmanDriverTest, EnvValuesReachTheContainerButNeverOurErrors) {
   // secret: our message still includes podman's error, redacted.
   StartSpec bad_mount = s;
   bad_mount.service = "envy-mount";
-  bad_mount.mounts = {{"/nonexistent-" + kToken, "/data", false}};
+  bad_mount.mounts = {{"/nonexistent-" + token, "/data", false}};
   auto r2 = driver_->Start(bad_mount);
   ASSERT_FALSE(r2.ok());
   expect_clean(r2.status());
   EXPECT_TRUE(Has(r2.status().message(), "<redacted>")) << r2.status().ToString();
   EXPECT_TRUE(Has(r2.status().message(), "podman run failed")) << r2.status().ToString();
   EXPECT_TRUE(fs::is_empty(options_.run_dir));
+}
+
+TEST_F(PodmanDriverTest, TakenHostPortFailsAndLeavesNothingBehind) {
+  int port = FreeTcpPort();
+  ASSERT_GT(port, 0);
+  spec::PortMapping p;
+  p.host = port;
+  p.container = 8080;
+  StartSpec first = Spec("first");
+  first.command = "sleep";
+  first.args = {"1000"};
+  first.ports = {p};
+  auto a = driver_->Start(first);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  StartSpec second = first;
+  second.service = "second";
+  second.spec_hash = Sha256Hex("second");
+  auto b = driver_->Start(second);
+  ASSERT_FALSE(b.ok());
+  EXPECT_TRUE(Has(b.status().message(), "service second")) << b.status().ToString();
+  EXPECT_TRUE(Has(b.status().message(), "podman run failed")) << b.status().ToString();
+  auto listed = driver_->List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].service, "first");
 }
 
 TEST_F(PodmanDriverTest, MemoryAndCpuLimitsAreApplied) {

@@ -3,8 +3,9 @@
 // What it sets up (all under one temp dir, removed again by TearDown()):
 //   * containers.conf (CONTAINERS_CONF) with what these hosts need:
 //     runtime "runc" (crun is not installed), default_ulimits no higher than
-//     the hard limits here (podman's default nofile=1048576 makes runc fail
-//     with "error setting rlimit type 7: operation not permitted"),
+//     the hard limits here (root has no CAP_SYS_RESOURCE on these hosts, and
+//     podman's default nofile=1048576 makes runc fail with "error setting
+//     rlimit type 7: operation not permitted"),
 //     cgroupfs and a file events log (no systemd), and podman's tmp dir,
 //     volume dir and network config dir inside the temp dir;
 //   * a bridge network of our own (own interface name and a free /24), so
@@ -122,8 +123,9 @@ class PodmanTestEnv {
     return s;
   }
 
-  // A soft=hard pair no higher than this process's hard limit, so runc may
-  // set it without CAP_SYS_RESOURCE headroom.
+  // A soft=hard pair no higher than this process's hard limit: these hosts
+  // run tests as root without CAP_SYS_RESOURCE, so runc cannot raise a
+  // limit past it (nofile's hard limit here is 20000).
   static std::string Ulimit(const char* name, int resource, rlim_t wanted) {
     rlimit lim{};
     rlim_t v = wanted;
@@ -263,7 +265,7 @@ class PodmanTestEnv {
     auto version = podman::RunCommand({"podman", "--version"}, std::chrono::seconds(30));
     if (!version.ok()) {
       return "podman is not usable: " + version.status().message() +
-             " (Debian packages: podman runc busybox-static catatonit)";
+             "; these tests need the Debian packages podman runc busybox-static catatonit";
     }
     if (version->exit_code != 0) return "podman --version failed: " + Describe(*version);
     char tmpl[] = "/tmp/hearth-podman-XXXXXX";  // short: podman keeps sockets under it

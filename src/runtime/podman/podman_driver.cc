@@ -377,6 +377,9 @@ class PodmanDriver final : public Driver {
         TRY(ClearStaleName(name, where));
         continue;
       }
+      // A start that failed after the create (a taken port, a bad command)
+      // leaves a "created" container under our name; it is of no use.
+      (void)Podman({"rm", "-f", "--ignore", "-t", "0", name}, kQuickTimeout, where, {});
       return FailedPrecondition(fmt::format(
           "{}: podman run failed for container {} (image {}): {}; check this service's ports, "
           "mounts, user and limits in the spec (a host port may already be taken)",
