@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # README command (a): install what is needed, build, and run the main job on
-# the example lab (examples/home).
+# the example lab (examples/home): validate it, show the plan, then run it in
+# the foreground with `hearth up` until Ctrl-C (which stops its services).
 #
-# Today the main job validates and plans the example lab: services and the
-# firewall are recorded, not yet started or programmed. Pass --apply to also
-# apply it (creates the volume directories and records the lab in
-# examples/home/.hearth/state.db), after which a second plan is empty.
+# While it runs, open http://127.0.0.1:8443/ (the app behind the nginx proxy),
+# and `build/release/hearth --lab examples/home status` in another terminal.
+# Run it as root: the example's PostgreSQL is started as the postgres user.
+# Pass --plan-only to stop after the plan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-$(nproc)}
@@ -22,11 +23,9 @@ echo "\$ hearth --lab $lab validate"
 echo
 echo "\$ hearth --lab $lab plan"
 "$hearth" --lab "$lab" plan
-if [[ "${1:-}" == "--apply" ]]; then
-  echo
-  echo "\$ hearth --lab $lab apply --yes"
-  "$hearth" --lab "$lab" apply --yes
-  echo
-  echo "\$ hearth --lab $lab plan --detailed-exitcode"
-  "$hearth" --lab "$lab" plan --detailed-exitcode
+if [[ "${1:-}" == "--plan-only" ]]; then
+  exit 0
 fi
+echo
+echo "\$ hearth --lab $lab up      (open http://127.0.0.1:8443/ once the services are healthy; Ctrl-C stops)"
+exec "$hearth" --lab "$lab" up

@@ -26,6 +26,8 @@ PACKAGES=(
   # installed, and netavark networking) runs podman services; busybox-static builds the
   # tests' local image, since there is no image registry.
   bubblewrap podman runc conmon netavark aardvark-dns iptables uidmap catatonit busybox-static
+  # The example lab's services (examples/home), run by `hearth up` with the exec driver.
+  postgresql-15 redis-server nginx mosquitto prometheus-node-exporter curl
   # Tooling: formatter and linter (version 14 on bookworm; see .clang-format / .clang-tidy).
   clang-format clang-tidy
 )

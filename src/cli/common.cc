@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 
 #include "cli/cli.h"
@@ -16,7 +17,12 @@ Format GlobalOptions::format() const {
 }
 
 std::string GlobalOptions::StateDir() const {
-  if (!state_dir.empty()) return state_dir;
+  // Absolute, because services get paths under it and may change directory.
+  std::error_code ec;
+  if (!state_dir.empty()) {
+    auto abs = std::filesystem::absolute(state_dir, ec).lexically_normal().string();
+    return ec ? state_dir : abs;
+  }
   struct stat st {};
   std::string dir = lab_dir;
   // --lab may name a single file; state then lives beside it.
@@ -24,6 +30,9 @@ std::string GlobalOptions::StateDir() const {
     size_t slash = lab_dir.rfind('/');
     dir = slash == std::string::npos ? "." : lab_dir.substr(0, slash);
   }
+  auto abs = std::filesystem::absolute(dir, ec).lexically_normal().string();
+  if (!ec) dir = abs;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   return state::DefaultStateDir(dir);
 }
 

@@ -82,6 +82,8 @@ std::string Substitute(const spec::Lab& lab, const std::string& in, const std::s
       out += target.substr(0, target.find('/'));
     } else if (kind == "runtime_dir") {
       out += runtime_dir;
+    } else if (kind == "lab_dir") {
+      out += lab.root;
     } else if (kind == "secret" && error.ok()) {
       error = FailedPrecondition(
           "uses ${secret:" + target +

@@ -12,7 +12,7 @@
 //   network  - networks and the firewall policy: desired state is recorded in
 //              the state store; programming nftables is not implemented yet.
 //   service  - services: desired state is recorded in the state store;
-//              starting processes or containers is not implemented yet.
+//              `hearth up` (src/daemon) runs them through the runtime drivers.
 //
 // Thread-safety: see plan::Provider.
 #ifndef HEARTH_PROVIDERS_PROVIDERS_H_

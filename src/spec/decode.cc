@@ -33,7 +33,8 @@ namespace {
 // Records every ${kind:target} in `s`; reports malformed ones.
 void ScanInterpolations(const Ctx& ctx, const Node& n, const std::string& path,
                         const std::string& s) {
-  static const std::vector<std::string> kKinds = {"secret", "volume", "port", "runtime_dir"};
+  static const std::vector<std::string> kKinds = {"secret", "volume", "port", "runtime_dir",
+                                                  "lab_dir"};
   size_t i = 0;
   while ((i = s.find("${", i)) != std::string::npos) {
     if (i > 0 && s[i - 1] == '$') {  // "$${" is a literal "${"
@@ -56,14 +57,14 @@ void ScanInterpolations(const Ctx& ctx, const Node& n, const std::string& path,
     if (!known) {
       std::string msg = "unknown reference kind \"" + kind + "\" in \"${" + body + "}\"";
       std::string near = ClosestMatch(kind, kKinds);
-      msg += near.empty() ? "; use secret, volume, port or runtime_dir"
+      msg += near.empty() ? "; use secret, volume, port, runtime_dir or lab_dir"
                           : "; did you mean \"" + near + "\"?";
       ctx.Error(n, path, msg);
-    } else if (kind != "runtime_dir" && target.empty()) {
+    } else if (kind != "runtime_dir" && kind != "lab_dir" && target.empty()) {
       ctx.Error(n, path, "reference \"${" + body + "}\" names no target: write ${" + kind +
                              ":NAME}");
-    } else if (kind == "runtime_dir" && colon != std::string::npos) {
-      ctx.Error(n, path, "reference \"${" + body + "}\" takes no target: write ${runtime_dir}");
+    } else if ((kind == "runtime_dir" || kind == "lab_dir") && colon != std::string::npos) {
+      ctx.Error(n, path, "reference \"${" + body + "}\" takes no target: write ${" + kind + "}");
     } else if (ctx.interpolations) {
       ctx.interpolations->push_back(Interpolation{kind, target, ctx.Loc(n), path, ctx.owner});
     }

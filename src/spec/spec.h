@@ -155,7 +155,7 @@ struct Ref {
 
 // A ${kind:target} reference found inside a string value.
 struct Interpolation {
-  std::string kind;    // "secret", "volume", "port", "runtime_dir"
+  std::string kind;    // "secret", "volume", "port", "runtime_dir", "lab_dir"
   std::string target;  // "db.password", "pgdata", "5433", ""
   Location loc;
   std::string path;

@@ -1,9 +1,9 @@
 // Service provider (declared): the canonical form of each service.
 //
-// This build records each service's desired form in the state store, with
+// Plan and apply record each service's desired form in the state store, with
 // the dependencies that order its rollout (networks, volumes, secrets and
-// depends_on). Starting processes or containers is not implemented yet, and
-// every plan that touches services says so.
+// depends_on). Running them is the daemon's job (`hearth up`, src/daemon),
+// which reconciles continuously instead of once per apply.
 #include <fmt/format.h>
 
 #include <set>
@@ -128,8 +128,8 @@ class ServiceProvider final : public plan::Provider {
   Status Apply(const plan::Action&, plan::ApplyContext&) override { return Status::Ok(); }
 
   std::string Note() const override {
-    return "service: desired services are recorded in state only; this build does not start "
-           "processes or containers yet.";
+    return "service: apply records services in state; hearth up starts them in order and keeps "
+           "them healthy.";
   }
 };
 
