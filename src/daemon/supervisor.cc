@@ -126,12 +126,14 @@ Result<runtime::StartSpec> ResolveStartSpec(const spec::Lab& lab, const spec::Se
   s.cpu = svc.resources.cpu;
   if (svc.resources.memory) s.memory_bytes = svc.resources.memory->bytes;
   s.sandbox = svc.sandbox;
+  s.private_network = svc.sandbox_private_network;
   if (!err.ok()) return err.WithContext("service " + svc.name);
   // The hash covers everything that, when changed, needs a new instance.
   nlohmann::json canon = {{"command", s.command}, {"args", s.args},       {"env", s.env},
                           {"dir", s.working_dir}, {"user", s.user},       {"image", s.image},
                           {"cpu", s.cpu ? *s.cpu : 0.0},
                           {"mem", s.memory_bytes ? *s.memory_bytes : 0},  {"sandbox", s.sandbox},
+                          {"private_network", s.private_network},
                           {"driver", std::string(spec::DriverName(svc.driver))}};
   for (const auto& p : s.ports) {
     canon["ports"].push_back(std::to_string(p.host) + ":" + std::to_string(p.container) + "/" +

@@ -941,7 +941,22 @@ void DecodeService(Ctx ctx, const Node& n, const std::string& path, Lab& lab) {
     ctx.Error(m.Get("restart"), m.Sub("restart"),
               "expected always, on-failure or never, found \"" + restart + "\"");
   }
-  m.Bool("sandbox", svc.sandbox);
+  // sandbox: true | { network: host | private }
+  Node sandbox = m.Get("sandbox");
+  if (sandbox.IsMap()) {
+    MapReader sm(ctx, sandbox, m.Sub("sandbox"));
+    std::string network = "host";
+    sm.String("network", network);
+    svc.sandbox = true;
+    if (network == "private") {
+      svc.sandbox_private_network = true;
+    } else if (network != "host") {
+      ctx.Error(sm.Get("network"), sm.Sub("network"),
+                "expected host or private, found \"" + network + "\"");
+    }
+  } else {
+    m.Bool("sandbox", svc.sandbox);
+  }
   m.StringMap("labels", svc.labels);
   lab.services.push_back(std::move(svc));
 }

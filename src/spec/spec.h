@@ -360,7 +360,8 @@ struct Service {
   std::optional<Ref> network;
   std::optional<ServiceBackup> backup;
   RestartPolicy restart = RestartPolicy::kAlways;
-  bool sandbox = false;  // exec: run under bubblewrap
+  bool sandbox = false;                  // exec: run under bubblewrap
+  bool sandbox_private_network = false;  // ...in its own network namespace
   std::map<std::string, std::string> labels;
   Location loc;
   std::string path;

@@ -1,6 +1,9 @@
 // The supervisor against real processes through the real exec driver.
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -210,6 +213,39 @@ TEST_F(SupervisorTest, ResolvesVolumePortAndRuntimeDirReferences) {
   ASSERT_EQ(spec->mounts.size(), 1u);
   EXPECT_EQ(spec->mounts[0].source, "/srv/d");
   EXPECT_EQ(spec->spec_hash.size(), 16u);
+  EXPECT_FALSE(spec->sandbox);
+}
+
+TEST_F(SupervisorTest, SandboxedServiceWithPrivateNetworkCannotReachTheHost) {
+  if (::access("/usr/bin/bwrap", X_OK) != 0) GTEST_SKIP() << "bubblewrap is not installed";
+  // A listener on the host's loopback that each service tries to reach.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 8), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::string port = std::to_string(ntohs(addr.sin_port));
+  std::string script =
+      "import socket\\ntry:\\n socket.create_connection(('127.0.0.1', " + port +
+      "), 2); print('reached', flush=True)\\nexcept OSError: print('isolated', flush=True)\\n"
+      "import time; time.sleep(30)";
+  auto lab = Lab("  - { name: open, command: /usr/bin/python3, args: [\"-c\", \"" + script +
+                 "\"], sandbox: true }\n"
+                 "  - { name: closed, command: /usr/bin/python3, args: [\"-c\", \"" + script +
+                 "\"], sandbox: { network: private } }\n");
+  auto log = [&](const std::string& svc) {
+    std::ifstream in(ro_.log_dir + "/" + svc + ".log");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  ASSERT_TRUE(RunUntil(*lab, [&] {
+    return log("open").find("ed") != std::string::npos && log("closed").find("ed") != std::string::npos;
+  }));
+  ::close(fd);
+  EXPECT_NE(log("open").find("reached"), std::string::npos) << log("open");
+  EXPECT_NE(log("closed").find("isolated"), std::string::npos) << log("closed");
 }
 
 }  // namespace

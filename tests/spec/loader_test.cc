@@ -271,6 +271,20 @@ services:
   EXPECT_NE(r.diags.All()[0].message.find("already bound by service \"a\""), std::string::npos);
 }
 
+TEST(LoaderTest, SandboxTakesABoolOrANetworkMode) {
+  LoadResult r = Load(R"(lab: { name: t }
+services:
+  - { name: a, command: /bin/true, sandbox: true }
+  - { name: b, command: /bin/true, sandbox: { network: private } }
+  - { name: c, command: /bin/true, sandbox: { network: none } }
+)");
+  ASSERT_EQ(r.diags.ErrorCount(), 1u) << AllText(r.diags);
+  EXPECT_NE(r.diags.All()[0].message.find("expected host or private"), std::string::npos);
+  EXPECT_TRUE(r.lab->services[0].sandbox);
+  EXPECT_FALSE(r.lab->services[0].sandbox_private_network);
+  EXPECT_TRUE(r.lab->services[1].sandbox_private_network);
+}
+
 TEST(LoaderTest, SelfDependencyIsReported) {
   LoadResult r = Load("lab: { name: t }\nservices: [{ name: a, command: /bin/true, depends_on: [a] }]\n");
   ASSERT_EQ(r.diags.ErrorCount(), 1u);

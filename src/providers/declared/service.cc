@@ -81,7 +81,7 @@ plan::Fields Fields(const spec::Lab& lab, const spec::Service& s, bool uses_secr
   if (s.resources.memory) f["resources.memory"] = s.resources.memory->text;
   if (s.resources.gpus) f["resources.gpus"] = std::to_string(s.resources.gpus);
   f["restart"] = std::string(spec::RestartPolicyName(s.restart));
-  if (s.sandbox) f["sandbox"] = "true";
+  if (s.sandbox) f["sandbox"] = s.sandbox_private_network ? "private network" : "true";
   for (const auto& [k, v] : s.labels) f["labels." + k] = v;
   if (uses_secret) f["secrets_digest"] = secrets_digest;
   return f;
