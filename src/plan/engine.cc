@@ -56,8 +56,6 @@ Result<Plan> MakePlan(const spec::Lab& lab, Registry& registry, const Applied& a
   return plan;
 }
 
-namespace {
-
 state::AppliedResource ToApplied(const Resource& r) {
   state::AppliedResource a;
   a.id = r.Id();
@@ -68,6 +66,8 @@ state::AppliedResource ToApplied(const Resource& r) {
   a.depends_on = r.depends_on;
   return a;
 }
+
+namespace {
 
 state::Event MakeEvent(const Action& a, const std::string& type, const std::string& message) {
   state::Event e;

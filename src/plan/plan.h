@@ -136,6 +136,10 @@ class Registry {
   std::vector<std::unique_ptr<Provider>> providers_;
 };
 
+// The last-applied record of a resource, as ApplyPlan stores it (applied_at
+// and generation are left for the store to set).
+state::AppliedResource ToApplied(const Resource& resource);
+
 // Pure: desired (from every provider), observed and last-applied -> plan.
 // Fails with InvalidArgument on duplicate ids or dependencies on unknown
 // resources, and on dependency cycles.

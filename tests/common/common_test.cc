@@ -1,5 +1,6 @@
 // Tests for the common module: Status/Result, the TRY / ASSIGN_OR_RETURN
 // helpers, string helpers, hashing, files, time formatting and JSON -> YAML.
+#include "tests/testing/temp_dir.h"
 #include "common/common.h"
 
 #include <gtest/gtest.h>
@@ -17,26 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under TMPDIR, removed when the object goes away.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "hearth-common-XXXXXX").string();
-    char* made = ::mkdtemp(tmpl.data());
-    if (made == nullptr) std::abort();
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using hearth::testing::TempDir;
 
 // ----- Status / Result -----
 

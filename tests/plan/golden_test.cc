@@ -33,14 +33,9 @@ Applied AsApplied(const spec::Lab& lab, Registry& registry) {
   for (const auto& p : registry.All()) {
     auto desired = p->Desired(lab);
     EXPECT_TRUE(desired.ok());
-    for (const auto& r : *desired) {
-      state::AppliedResource a;
-      a.id = r.Id();
-      a.kind = r.kind;
-      a.name = r.name;
-      a.provider = std::string(p->Name());
-      a.fields = r.fields;
-      a.depends_on = r.depends_on;
+    for (auto r : *desired) {
+      r.provider = std::string(p->Name());
+      state::AppliedResource a = ToApplied(r);
       applied[a.id] = a;
     }
   }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing/temp_dir.h"
 #include "plan/plan.h"
 #include "providers/providers.h"
 #include "spec/spec.h"
@@ -20,25 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "hearth-providers-XXXXXX").string();
-    char* made = ::mkdtemp(tmpl.data());
-    if (made == nullptr) std::abort();
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using hearth::testing::TempDir;
 
 std::string DiagText(const spec::Diagnostics& diags) {
   std::string out;
@@ -105,12 +88,7 @@ struct VolumeFixture {
 };
 
 plan::Applied AppliedFrom(const plan::Resource& r) {
-  state::AppliedResource a;
-  a.id = r.Id();
-  a.kind = r.kind;
-  a.name = r.name;
-  a.provider = r.provider;
-  a.fields = r.fields;
+  state::AppliedResource a = plan::ToApplied(r);
   return {{a.id, a}};
 }
 
