@@ -88,11 +88,40 @@ def proc_rss_kib(pid):
     return 0
 
 
+def idle_lab(hearth, src, seconds):
+    """Idle CPU and RSS of `hearth up` on a copy of the given lab."""
+    work = tempfile.mkdtemp(prefix="hearth-idle-lab-")
+    os.chmod(work, 0o755)  # the example's database runs as the postgres user
+    lab = os.path.join(work, "lab")
+    shutil.copytree(src, lab, ignore=shutil.ignore_patterns(".*"))
+    n = sum(1 for _ in open(os.path.join(lab, "services.yaml")) if _.startswith("  - name:"))
+    log = open(os.path.join(work, "up.log"), "w")
+    daemon = subprocess.Popen([hearth, "--lab", lab, "up", "--listen", "127.0.0.1:0"],
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(lab, n, timeout=90)
+        hz = os.sysconf("SC_CLK_TCK")
+        c0, t0 = proc_cpu_ticks(daemon.pid), time.monotonic()
+        time.sleep(seconds)
+        c1, t1 = proc_cpu_ticks(daemon.pid), time.monotonic()
+        cpu_pct = 100.0 * (c1 - c0) / hz / (t1 - t0)
+        rss_mib = proc_rss_kib(daemon.pid) / 1024
+        print(f"idle daemon on {src} ({n} services) over {seconds} s: CPU {cpu_pct:.2f} % of a core "
+              f"(target < 1 %: {'PASS' if cpu_pct < 1 else 'OVER'}), RSS {rss_mib:.1f} MiB "
+              f"(target < 30 MiB: {'PASS' if rss_mib < 30 else 'OVER'})")
+    finally:
+        subprocess.run([hearth, "--lab", lab, "down"], stdout=subprocess.DEVNULL)
+        daemon.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hearth", default="build/release/hearth")
     ap.add_argument("--restarts", type=int, default=30)
     ap.add_argument("--idle-seconds", type=int, default=30)
+    ap.add_argument("--idle-lab", help="also measure the idle daemon on this lab (e.g. a copy "
+                    "of examples/home; needs its programs installed and root)")
     args = ap.parse_args()
     hearth = os.path.abspath(args.hearth)
     lab = tempfile.mkdtemp(prefix="hearth-svc-bench-")
@@ -138,6 +167,8 @@ def main():
         print(f"idle daemon with {len(ports)} services over {args.idle_seconds} s: CPU {cpu_pct:.2f} % "
               f"of a core (target < 1 %: {'PASS' if cpu_pct < 1 else 'OVER'}), RSS {rss_mib:.1f} MiB "
               f"(target < 30 MiB: {'PASS' if rss_mib < 30 else 'OVER'})")
+        if args.idle_lab:
+            idle_lab(hearth, args.idle_lab, args.idle_seconds)
     finally:
         subprocess.run([hearth, "--lab", lab, "down"], stdout=subprocess.DEVNULL)
         daemon.wait(timeout=30)

@@ -116,6 +116,10 @@ void RegisterStatus(CLI::App& app, GlobalOptions& g, Command& run) {
                       sv["name"].get<std::string>().c_str(), sv["driver"].get<std::string>().c_str(),
                       sv["state"].get<std::string>().c_str(), sv["restarts"].get<int>(),
                       uptime.c_str(), Join(ports, ",").c_str(), detail.c_str());
+          // Limits that could not be enforced, and similar, are worth a line each.
+          for (const auto& w : sv["warnings"]) {
+            std::printf("  %-16s warning: %s\n", "", w.get<std::string>().c_str());
+          }
         }
       }
       if (!recent.empty()) {
