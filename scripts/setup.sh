@@ -72,7 +72,24 @@ if ((EUID != 0)); then
 fi
 
 apt_log=$(mktemp -t hearth-setup.XXXXXX.log)
-trap 'rm -f "$apt_log"' EXIT
+
+# Packages such as mosquitto and postgresql start their system service when
+# installed where an init system allows it; that service would hold the ports
+# the example lab uses (1883, ...). A policy-rc.d that answers 101 ("action
+# not allowed") keeps them stopped; an existing policy is left untouched.
+policy=/usr/sbin/policy-rc.d
+added_policy=0
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\n# Temporary, from hearth scripts/setup.sh: do not start services.\nexit 101\n' |
+    "${as_root[@]}" tee "$policy" >/dev/null
+  "${as_root[@]}" chmod 0755 "$policy"
+  added_policy=1
+fi
+cleanup() {
+  rm -f "$apt_log"
+  if ((added_policy)); then "${as_root[@]}" rm -f "$policy"; fi
+}
+trap cleanup EXIT
 
 apt() {
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q \
