@@ -117,8 +117,8 @@ void RegisterStatus(CLI::App& app, GlobalOptions& g, Command& run) {
                       sv["state"].get<std::string>().c_str(), sv["restarts"].get<int>(),
                       uptime.c_str(), Join(ports, ",").c_str(), detail.c_str());
           // Limits that could not be enforced, and similar, are worth a line each.
-          for (const auto& w : sv["warnings"]) {
-            std::printf("  %-16s warning: %s\n", "", w.get<std::string>().c_str());
+          for (const auto& warning : sv["warnings"]) {
+            std::printf("  %-16s warning: %s\n", "", warning.get<std::string>().c_str());
           }
         }
       }
