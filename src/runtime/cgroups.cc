@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "runtime/cgroup_internal.h"
 #include "runtime/runtime.h"
 
 namespace hearth::runtime {
@@ -15,27 +16,38 @@ bool Exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
-// Our own cgroup in a v1 controller hierarchy, from /proc/self/cgroup.
-std::string OwnV1Path(const std::string& controller) {
+bool WritableDir(const std::string& p) { return Exists(p) && ::access(p.c_str(), W_OK) == 0; }
+
+}  // namespace
+
+namespace internal {
+
+std::string OwnCgroup(const std::string& controller) {
   std::ifstream in("/proc/self/cgroup");
   std::string line;
   while (std::getline(in, line)) {
-    // "4:memory:/some/path"
+    // "4:memory,cpu:/some/path" (v1) or "0::/some/path" (v2)
     size_t a = line.find(':');
     size_t b = line.find(':', a + 1);
     if (a == std::string::npos || b == std::string::npos) continue;
-    std::stringstream names(line.substr(a + 1, b - a - 1));
-    std::string name;
-    while (std::getline(names, name, ',')) {
-      if (name == controller) return line.substr(b + 1);
+    std::string names = line.substr(a + 1, b - a - 1);
+    bool match = false;
+    if (controller.empty()) {
+      match = names.empty();
+    } else {
+      std::stringstream ss(names);
+      std::string name;
+      while (std::getline(ss, name, ',')) match = match || name == controller;
+    }
+    if (match) {
+      std::string p = line.substr(b + 1);
+      return p == "/" ? "" : p;
     }
   }
   return "";
 }
 
-bool WritableDir(const std::string& p) { return Exists(p) && ::access(p.c_str(), W_OK) == 0; }
-
-}  // namespace
+}  // namespace internal
 
 CgroupInfo DetectCgroups() {
   CgroupInfo info;
@@ -51,8 +63,8 @@ CgroupInfo DetectCgroups() {
     info.detail = "cgroup v2 (unified)";
   } else if (v1_memory) {
     info.mode = unified ? CgroupMode::kHybrid : CgroupMode::kV1;
-    std::string mem = "/sys/fs/cgroup/memory" + OwnV1Path("memory");
-    std::string cpu = "/sys/fs/cgroup/cpu" + OwnV1Path("cpu");
+    std::string mem = "/sys/fs/cgroup/memory" + internal::OwnCgroup("memory");
+    std::string cpu = "/sys/fs/cgroup/cpu" + internal::OwnCgroup("cpu");
     info.memory_writable = WritableDir(mem);
     info.cpu_writable = WritableDir(cpu);
     info.detail = std::string(unified ? "hybrid: cgroup v1 controllers + v2 unified" : "cgroup v1") +

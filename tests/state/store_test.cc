@@ -28,6 +28,7 @@
 
 #include "common/common.h"
 #include "state/state.h"
+#include "tests/testing/temp_dir.h"
 
 namespace hearth::state {
 namespace {
@@ -54,28 +55,12 @@ class FakeClock final : public Clock {
   std::atomic<std::chrono::system_clock::time_point> now_;
 };
 
-class TempDir {
+// The shared temp dir, plus the paths these tests use inside it.
+class TempDir : public hearth::testing::TempDir {
  public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "hearth-state-XXXXXX").string();
-    const char* made = ::mkdtemp(tmpl.data());
-    CHECK(made != nullptr);
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
   // A state directory that does not exist yet, so Open has to create it.
-  std::string StateDir() const { return path_ + "/lab/.hearth"; }
+  std::string StateDir() const { return path() + "/lab/.hearth"; }
   std::string DbPath() const { return StateDir() + "/state.db"; }
-
- private:
-  std::string path_;
 };
 
 // A second, independent connection to the database file.

@@ -42,6 +42,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "runtime/cgroup_internal.h"
 #include "runtime/exec/exec_internal.h"
 #include "runtime/runtime.h"
 
@@ -245,32 +246,6 @@ Result<UserPlan> ResolveUser(const StartSpec& spec) {
 // Cgroups
 // ---------------------------------------------------------------------------
 
-// Our own cgroup path for a v1 controller ("memory"), or for v2 ("" as the
-// controller matches the "0::/path" line). "/" becomes "" so paths join.
-std::string OwnCgroup(const std::string& controller) {
-  std::ifstream in("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t a = line.find(':');
-    size_t b = line.find(':', a + 1);
-    if (a == std::string::npos || b == std::string::npos) continue;
-    std::string names = line.substr(a + 1, b - a - 1);
-    bool match = false;
-    if (controller.empty()) {
-      match = names.empty();
-    } else {
-      std::stringstream ss(names);
-      std::string name;
-      while (std::getline(ss, name, ',')) match = match || name == controller;
-    }
-    if (match) {
-      std::string p = line.substr(b + 1);
-      return p == "/" ? "" : p;
-    }
-  }
-  return "";
-}
-
 struct CgroupJoin {
   std::string dir;    // cgroup directory the instance is moved into
   std::string limit;  // "memory limit 512Mi", for the warning if joining fails
@@ -370,7 +345,7 @@ CgroupPlan PrepareCgroups(const RuntimeOptions& options, const StartSpec& spec) 
       // On hybrid hosts the v2 hierarchy has no controllers; the limits live
       // in the v1 controller hierarchies.
       if (!mem_limit.empty()) {
-        std::string base = "/sys/fs/cgroup/memory" + OwnCgroup("memory");
+        std::string base = "/sys/fs/cgroup/memory" + internal::OwnCgroup("memory");
         if (!info.memory_writable) {
           plan.warnings.push_back(
               mem_limit + " not enforced: " + base +
@@ -383,7 +358,7 @@ CgroupPlan PrepareCgroups(const RuntimeOptions& options, const StartSpec& spec) 
         }
       }
       if (!cpu_limit.empty()) {
-        std::string base = "/sys/fs/cgroup/cpu" + OwnCgroup("cpu");
+        std::string base = "/sys/fs/cgroup/cpu" + internal::OwnCgroup("cpu");
         if (!info.cpu_writable) {
           plan.warnings.push_back(cpu_limit + " not enforced: " + base +
                                   " is read-only (the cpu cgroup controller is not delegated to "
@@ -398,7 +373,7 @@ CgroupPlan PrepareCgroups(const RuntimeOptions& options, const StartSpec& spec) 
       break;
     }
     case CgroupMode::kV2: {
-      std::string base = "/sys/fs/cgroup" + OwnCgroup("");
+      std::string base = "/sys/fs/cgroup" + internal::OwnCgroup("");
       std::vector<std::pair<std::string, std::string>> files;
       std::vector<std::string> limits;
       if (!mem_limit.empty()) {
