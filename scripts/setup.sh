@@ -28,6 +28,8 @@ PACKAGES=(
   bubblewrap podman runc conmon netavark aardvark-dns iptables uidmap catatonit busybox-static
   # The example lab's services (examples/home), run by `hearth up` with the exec driver.
   postgresql-15 redis-server nginx mosquitto prometheus-node-exporter curl
+  # Headless browser for the tests that load pages (the example lab's page) as a user would.
+  chromium
   # Tooling: formatter and linter (version 14 on bookworm; see .clang-format / .clang-tidy).
   clang-format clang-tidy
 )

@@ -116,12 +116,16 @@ class Supervisor {
     std::vector<std::chrono::steady_clock::time_point> recent_exits;
     bool rolling_out = false;
     std::chrono::steady_clock::time_point rollout_deadline{};
+    // During a side-by-side rollout: the old version, still serving until the
+    // new one is healthy.
+    std::optional<runtime::Instance> previous;
     bool restart_requested = false;
   };
 
   void ReconcileOne(const spec::Lab& lab, const spec::Service& svc, Entry& e);
   void StartInstance(const spec::Service& svc, Entry& e, const runtime::StartSpec& spec);
   void StopInstance(Entry& e, const std::string& why);
+  void StopPrevious(Entry& e, const std::string& why);
   void HandleExit(const spec::Service& svc, Entry& e);
   void Event(const std::string& type, const std::string& service, const std::string& message);
   runtime::Driver* DriverFor(const std::string& name) const;

@@ -245,6 +245,17 @@ void Supervisor::StopInstance(Entry& e, const std::string& why) {
   e.status.instance.reset();
 }
 
+void Supervisor::StopPrevious(Entry& e, const std::string& why) {
+  if (!e.previous) return;
+  if (runtime::Driver* driver = DriverFor(e.previous->driver)) {
+    Status st = driver->Stop(*e.previous, options_.stop_grace);
+    if (!st.ok()) spdlog::warn("{}: stopping the previous version failed: {}", e.status.name, st.message());
+    (void)driver->Remove(*e.previous);
+  }
+  Event("service.stop", e.status.name, "stopped the previous version " + e.previous->id + " (" + why + ")");
+  e.previous.reset();
+}
+
 void Supervisor::HandleExit(const spec::Service& svc, Entry& e) {
   const runtime::Instance inst = *e.status.instance;
   if (runtime::Driver* d = DriverFor(inst.driver)) (void)d->Remove(inst);
@@ -315,16 +326,37 @@ void Supervisor::ReconcileOne(const spec::Lab& lab, const spec::Service& svc, En
     e.status.phase = Phase::kPending;
   }
 
-  // 2. A failed rollout: go back to the last version that was healthy.
+  // 2. A failed rollout: keep (side by side) or restore the last version
+  // that was healthy.
   if (e.rolling_out && now > e.rollout_deadline && e.status.phase != Phase::kHealthy) {
     std::string why = e.status.health.empty() ? e.status.last_error : e.status.health;
-    Event("service.rollout.failed", svc.name,
-          "new version never became healthy (" + why + "); restoring the previous version");
     StopInstance(e, "rollout failed");
     e.rolling_out = false;
+    failed_hash_[svc.name] = desired->spec_hash;
+    if (e.previous) {
+      if (runtime::Driver* d = DriverFor(e.previous->driver)) {
+        if (auto fresh = d->Inspect(*e.previous); fresh.ok()) e.previous = *fresh;
+      }
+    }
+    if (e.previous && e.previous->running) {
+      Event("service.rollout.failed", svc.name,
+            "new version never became healthy (" + why + "); kept the previous version running");
+      e.status.instance = *e.previous;
+      e.previous.reset();
+      e.status.since = e.status.instance->started;
+      e.status.spec_hash = e.status.instance->spec_hash;
+      e.current = e.last_good;
+      e.status.phase = Phase::kHealthy;
+      e.status.health = "previous version";
+      e.status.last_error = "rollout of " + desired->spec_hash + " failed: " + why +
+                            "; kept the previous version running";
+      return;
+    }
+    e.previous.reset();
+    Event("service.rollout.failed", svc.name,
+          "new version never became healthy (" + why + "); restoring the previous version");
     e.status.last_error = "rollout of " + desired->spec_hash + " failed: " + why +
                           "; running the previous version";
-    failed_hash_[svc.name] = desired->spec_hash;
     if (e.last_good) StartInstance(svc, e, *e.last_good);
     return;
   }
@@ -333,13 +365,23 @@ void Supervisor::ReconcileOne(const spec::Lab& lab, const spec::Service& svc, En
   bool failed_before = failed_hash_.count(svc.name) && failed_hash_[svc.name] == desired->spec_hash;
   if (e.status.instance && e.status.instance->spec_hash != desired->spec_hash && !e.rolling_out &&
       !failed_before) {
-    Event("service.rollout", svc.name,
-          "spec changed (" + e.status.instance->spec_hash + " -> " + desired->spec_hash +
-              "); rolling out");
-    // Host ports are fixed, so the old instance stops before the new one starts;
-    // if the new one never becomes healthy, the old one is restored.
     if (!e.last_good && e.current) e.last_good = e.current;
-    StopInstance(e, "rolling out a new version");
+    // Without fixed host ports the new version starts next to the old one,
+    // which keeps serving until the new one is healthy. A fixed host port can
+    // be bound by only one of them, so then the old one stops first and is
+    // restored if the new one never becomes healthy.
+    if (svc.ports.empty()) {
+      Event("service.rollout", svc.name,
+            "spec changed (" + e.status.instance->spec_hash + " -> " + desired->spec_hash +
+                "); starting the new version next to the old one");
+      e.previous = e.status.instance;
+      e.status.instance.reset();
+    } else {
+      Event("service.rollout", svc.name,
+            "spec changed (" + e.status.instance->spec_hash + " -> " + desired->spec_hash +
+                "); host ports are fixed, so the old version stops first");
+      StopInstance(e, "rolling out a new version");
+    }
     e.rolling_out = true;
     e.rollout_deadline = now + options_.rollout_timeout;
     e.status.next_start = now;
@@ -357,7 +399,9 @@ void Supervisor::ReconcileOne(const spec::Lab& lab, const spec::Service& svc, En
         return;
       }
     }
-    StartInstance(svc, e, failed_before && e.last_good ? *e.last_good : *desired);
+    runtime::StartSpec spec = failed_before && e.last_good ? *e.last_good : *desired;
+    spec.alongside = e.previous.has_value();
+    StartInstance(svc, e, spec);
     return;
   }
 
@@ -379,6 +423,7 @@ void Supervisor::ReconcileOne(const spec::Lab& lab, const spec::Service& svc, En
       if (e.rolling_out) {
         e.rolling_out = false;
         Event("service.rollout.done", svc.name, "new version is healthy");
+        StopPrevious(e, "the new version is healthy");
       }
     } else if (now - e.started_at < svc.health.start_period.value && e.status.phase != Phase::kHealthy) {
       e.status.phase = Phase::kStarting;  // grace period: failures do not count
@@ -417,6 +462,7 @@ void Supervisor::Reconcile(const spec::Lab& lab) {
       continue;
     }
     StopInstance(it->second, "removed from the lab spec");
+    StopPrevious(it->second, "removed from the lab spec");
     it = entries_.erase(it);
   }
 }
@@ -431,6 +477,7 @@ void Supervisor::StopAll(const spec::Lab* lab) {
     auto e = entries_.find(*it);
     if (e == entries_.end()) continue;
     StopInstance(e->second, "lab shutting down");
+    StopPrevious(e->second, "lab shutting down");
     e->second.status.phase = Phase::kStopped;
   }
 }

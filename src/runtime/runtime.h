@@ -62,6 +62,10 @@ struct StartSpec {
   bool sandbox = false;          // exec: run under bubblewrap
   bool private_network = false;  // exec + sandbox: own network namespace
   std::string spec_hash;         // identifies the desired form (labels, pid file)
+  // A running instance of the same service keeps running next to the new one
+  // (a rollout starts the new version before stopping the old). Without it,
+  // starting over a running instance is an error (exec) so that none is lost.
+  bool alongside = false;
 };
 
 struct Instance {

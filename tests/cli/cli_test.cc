@@ -55,14 +55,12 @@ struct RunResult {
   }
 };
 
-// Runs HEARTH_BINARY with `args` in `cwd`, stdin from /dev/null, stdout and
-// stderr captured through files (no pipe can fill up and block the child).
-RunResult Hearth(const std::vector<std::string>& args, const std::string& cwd) {
+// Runs argv_s[0] with its arguments in `cwd`, stdin from /dev/null, stdout
+// and stderr captured through files (no pipe can fill up and block the child).
+RunResult RunProgram(std::vector<std::string> argv_s, const std::string& cwd) {
   TempDir io;
   const std::string out_path = io.path() + "/stdout";
   const std::string err_path = io.path() + "/stderr";
-  std::vector<std::string> argv_s = {HEARTH_BINARY};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -91,6 +89,12 @@ RunResult Hearth(const std::vector<std::string>& args, const std::string& cwd) {
   r.out = Slurp(out_path);
   r.err = Slurp(err_path);
   return r;
+}
+
+RunResult Hearth(const std::vector<std::string>& args, const std::string& cwd) {
+  std::vector<std::string> argv = {HEARTH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(std::move(argv), cwd);
 }
 
 std::vector<std::string> Lines(const std::string& text) {
@@ -706,11 +710,20 @@ std::string HttpGet(int port, const std::string& path) {
   return resp;
 }
 
-// The README's main job: the example lab's six services run for real.
+// Loads `url` in headless Chromium and returns the DOM after its scripts ran.
+RunResult ChromiumDumpDom(const std::string& url, const std::string& profile_dir) {
+  return RunProgram({"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+              "--no-first-run", "--disable-background-networking", "--disable-component-update",
+              "--disable-sync", "--user-data-dir=" + profile_dir, "--dump-dom", url},
+             profile_dir);
+}
+
+// The README's main job: the example lab's six services run for real, and its
+// page opens in a real browser.
 TEST(CliExampleLabTest, RunsForRealAndServesItsPage) {
   for (const char* program : {"/usr/lib/postgresql/15/bin/postgres", "/usr/bin/redis-server",
                               "/usr/sbin/nginx", "/usr/sbin/mosquitto",
-                              "/usr/bin/prometheus-node-exporter"}) {
+                              "/usr/bin/prometheus-node-exporter", "/usr/bin/chromium"}) {
     if (::access(program, X_OK) != 0) {
       GTEST_SKIP() << program << " is not installed (scripts/setup.sh installs it)";
     }
@@ -736,6 +749,12 @@ TEST(CliExampleLabTest, RunsForRealAndServesItsPage) {
   std::string page = HttpGet(8443, "/");
   EXPECT_TRUE(Contains(page, "200 OK")) << page;
   EXPECT_TRUE(Contains(page, "The example lab is running")) << page;
+  // The README's URL in headless Chromium: the page renders and its script runs.
+  fs::create_directories(copy.tmp() + "/chromium");
+  RunResult dom = ChromiumDumpDom("http://127.0.0.1:8443/", copy.tmp() + "/chromium");
+  EXPECT_EQ(dom.exit_code, 0) << dom.Describe();
+  EXPECT_TRUE(Contains(dom.out, "<h1>The example lab is running</h1>")) << dom.Describe();
+  EXPECT_TRUE(Contains(dom.out, "Loaded in your browser at")) << dom.Describe();
   RunResult down = Hearth({"--lab", copy.lab(), "down"}, copy.lab());
   EXPECT_EQ(down.exit_code, 0) << down.Describe();
   int status = 0;

@@ -149,18 +149,69 @@ TEST_F(SupervisorTest, ExplicitRestartReplacesTheProcess) {
   EXPECT_TRUE(text.empty()) << "old process still present: " << text;
 }
 
-TEST_F(SupervisorTest, FailedRolloutRestoresThePreviousVersion) {
-  auto good = Lab("  - { name: a, command: /bin/sleep, args: [\"30\"], health: { exec: [/bin/true], interval: 100ms, timeout: 100ms } }\n");
+TEST_F(SupervisorTest, FailedRolloutWithAFixedHostPortRestoresThePreviousVersion) {
+  auto good = Lab("  - { name: a, command: /bin/sleep, args: [\"30\"], ports: [47311], health: { exec: [/bin/true], interval: 100ms, timeout: 100ms } }\n");
   ASSERT_TRUE(RunUntil(*good, [&] { return PhaseOf("a") == Phase::kHealthy; }));
   std::string old_hash = Find("a")->spec_hash;
-  // The new version runs but never passes its health check.
-  auto bad = Lab("  - { name: a, command: /bin/sleep, args: [\"31\"], health: { exec: [/bin/false], interval: 100ms, timeout: 100ms, retries: 100 } }\n");
+  // With a fixed host port the old version stops first. The new version
+  // runs but never passes its health check, so the old one is started again.
+  auto bad = Lab("  - { name: a, command: /bin/sleep, args: [\"31\"], ports: [47311], health: { exec: [/bin/false], interval: 100ms, timeout: 100ms, retries: 100 } }\n");
   ASSERT_TRUE(RunUntil(*bad, [&] {
     const ServiceStatus* s = Find("a");
     return s->instance && s->instance->running && s->spec_hash == old_hash &&
            s->last_error.find("rollout") != std::string::npos;
   }, 15s));
-  EXPECT_NE(Find("a")->last_error.find("previous version"), std::string::npos) << Find("a")->last_error;
+  EXPECT_NE(Find("a")->last_error.find("running the previous version"), std::string::npos) << Find("a")->last_error;
+}
+
+TEST_F(SupervisorTest, RolloutWithoutHostPortsStartsTheNewVersionBeforeStoppingTheOld) {
+  std::string pidfile = dir_ + "/v1.pid";
+  auto v1 = Lab("  - { name: a, command: /bin/sh, args: [\"-c\", \"echo $$ > " + pidfile +
+                "; exec sleep 30\"] }\n");
+  ASSERT_TRUE(RunUntil(*v1, [&] { return PhaseOf("a") == Phase::kHealthy; }));
+  std::string old_id = Find("a")->instance->id;
+  // v2 is healthy only while v1 still runs: that proves v1 was kept running
+  // until v2 passed its check.
+  auto v2 = Lab("  - { name: a, command: /bin/sleep, args: [\"33\"], health: { exec: [/bin/sh, -c, \"kill -0 $(cat " +
+                pidfile + ")\"], interval: 200ms, timeout: 200ms, retries: 100 } }\n");
+  ASSERT_TRUE(RunUntil(*v2, [&] {
+    const ServiceStatus* s = Find("a");
+    return s->phase == Phase::kHealthy && s->instance && s->instance->id != old_id;
+  }));
+  EXPECT_TRUE(Find("a")->last_error.empty()) << Find("a")->last_error;
+  // Then the old version is stopped, and only the new one is left.
+  std::ifstream stat("/proc/" + old_id + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(text.empty()) << "old version still running: " << text;
+  auto list = driver_->List();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].id, Find("a")->instance->id);
+}
+
+TEST_F(SupervisorTest, FailedSideBySideRolloutKeepsTheOldProcessRunning) {
+  auto good = Lab("  - { name: a, command: /bin/sleep, args: [\"30\"] }\n");
+  ASSERT_TRUE(RunUntil(*good, [&] { return PhaseOf("a") == Phase::kHealthy; }));
+  std::string old_id = Find("a")->instance->id;
+  auto bad = Lab("  - { name: a, command: /bin/sleep, args: [\"31\"], health: { exec: [/bin/false], interval: 100ms, timeout: 100ms, retries: 100 } }\n");
+  ASSERT_TRUE(RunUntil(*bad, [&] {
+    const ServiceStatus* s = Find("a");
+    return s->last_error.find("rollout") != std::string::npos;
+  }, 15s));
+  const ServiceStatus* s = Find("a");
+  ASSERT_TRUE(s->instance.has_value());
+  EXPECT_EQ(s->instance->id, old_id) << "the old process itself keeps serving, never restarted";
+  EXPECT_EQ(s->phase, Phase::kHealthy);
+  EXPECT_NE(s->last_error.find("kept the previous version"), std::string::npos) << s->last_error;
+  // The failed version is not retried while the spec stays the same.
+  for (int i = 0; i < 20; ++i) {
+    sup_->Reconcile(*bad);
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(Find("a")->instance->id, old_id);
+  auto list = driver_->List();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 1u);
 }
 
 TEST_F(SupervisorTest, SuccessfulRolloutReplacesTheInstance) {

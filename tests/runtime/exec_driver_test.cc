@@ -677,8 +677,50 @@ TEST_F(ExecDriverTest, ListSkipsUnreadablePidFiles) {
   EXPECT_EQ((*list)[0].service, "good");
 }
 
+TEST_F(ExecDriverTest, AlongsideKeepsTheOldInstanceAddressableByItsId) {
+  Instance old_inst = MustStart(Shell("roll", "exec sleep 30"));
+  // Without `alongside` a second start is refused: the first would be lost.
+  auto refused = driver_->Start(Shell("roll", "exec sleep 31"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kAlreadyExists);
+
+  StartSpec next = Shell("roll", "exec sleep 31");
+  next.spec_hash = "hash-roll-2";
+  next.alongside = true;
+  Instance new_inst = MustStart(next);
+  EXPECT_NE(new_inst.id, old_inst.id);
+  EXPECT_TRUE(Exists(options_.run_dir + "/roll@" + old_inst.id + ".json"));
+  nlohmann::json current = nlohmann::json::parse(Slurp(PidFileOf("roll")));
+  EXPECT_EQ(std::to_string(current["pid"].get<int>()), new_inst.id);
+
+  // Both are listed (a daemon restarted mid-rollout sees both) and both run.
+  auto list = driver_->List();
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ(list->size(), 2u);
+  for (const Instance& i : *list) {
+    EXPECT_EQ(i.service, "roll");
+    EXPECT_TRUE(i.running) << i.id;
+  }
+  auto old_seen = driver_->Inspect(old_inst);
+  ASSERT_TRUE(old_seen.ok());
+  EXPECT_TRUE(old_seen->running);
+  EXPECT_EQ(old_seen->spec_hash, "hash-roll");
+
+  // Stopping the old one by id leaves the new one alone.
+  ASSERT_TRUE(driver_->Stop(old_inst, 1s).ok());
+  EXPECT_TRUE(WaitFor([&] { return PidGone(std::stoi(old_inst.id)); }));
+  EXPECT_FALSE(Exists(options_.run_dir + "/roll@" + old_inst.id + ".json"));
+  EXPECT_FALSE(PidGone(std::stoi(new_inst.id)));
+  auto new_seen = driver_->Inspect(new_inst);
+  ASSERT_TRUE(new_seen.ok());
+  EXPECT_TRUE(new_seen->running);
+  list = driver_->List();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 1u);
+}
+
 TEST_F(ExecDriverTest, InvalidServiceNamesAreRejected) {
-  for (const char* name : {"", "../x", "a/b", ".hidden"}) {
+  for (const char* name : {"", "../x", "a/b", ".hidden", "a@1"}) {
     StartSpec spec = Shell(name, "true");
     auto r = driver_->Start(spec);
     ASSERT_FALSE(r.ok()) << name;

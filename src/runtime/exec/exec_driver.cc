@@ -101,10 +101,11 @@ std::string WriteControlFile(const std::string& path, const std::string& data) {
 Status ValidateServiceName(const std::string& name) {
   // The name becomes a file name (pid file, log) and a cgroup name.
   if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
-      name.find('\0') != std::string::npos || name[0] == '.') {
+      name.find('@') != std::string::npos || name.find('\0') != std::string::npos ||
+      name[0] == '.') {
     return InvalidArgument("invalid service name '" + name +
                            "': it is used as a file name, so it must be non-empty, must not "
-                           "start with '.' and must not contain '/'");
+                           "start with '.' and must not contain '/' or '@'");
   }
   return Status::Ok();
 }
@@ -312,11 +313,14 @@ std::string EnableV2Controller(const std::string& base, const std::string& contr
 
 // Creates the cgroups for the spec's limits before fork. A limit that cannot
 // be enforced never fails Start: it becomes a warning on the instance.
-CgroupPlan PrepareCgroups(const RuntimeOptions& options, const StartSpec& spec) {
+// `suffix` tells apart a second instance of the service running next to the
+// first (a rollout's new version), which needs its own cgroup.
+CgroupPlan PrepareCgroups(const RuntimeOptions& options, const StartSpec& spec,
+                          const std::string& suffix) {
   CgroupPlan plan;
   if (!spec.memory_bytes && !spec.cpu) return plan;
   CgroupInfo info = DetectCgroups();
-  const std::string name = CgroupName(options, spec.service);
+  const std::string name = CgroupName(options, spec.service) + suffix;
   std::string mem_limit, cpu_limit;
   if (spec.memory_bytes) {
     mem_limit = "memory limit " + exec_internal::FormatByteSize(*spec.memory_bytes);
@@ -653,9 +657,19 @@ class ExecDriver final : public Driver {
   Status Remove(const Instance& instance) override;
 
  private:
+  // The current instance's pid file.
   std::string PidPath(const std::string& service) const {
     return options_.run_dir + "/" + service + ".json";
   }
+  // The pid file of an older instance kept running next to the current one
+  // (StartSpec::alongside).
+  std::string SidePath(const std::string& service, const std::string& id) const {
+    return options_.run_dir + "/" + service + "@" + id + ".json";
+  }
+  // The pid file describing `instance`: the current one when its pid is the
+  // instance's id (or no id is given), else the older instance's file.
+  // NotFound when neither exists (the instance is gone).
+  Result<std::pair<PidRecord, std::string>> FindRecord(const Instance& instance) const;
   std::string LogPath(const std::string& service) const {
     return options_.log_dir + "/" + service + ".log";
   }
@@ -693,20 +707,56 @@ Instance ExecDriver::Refresh(PidRecord& record, const std::string& pid_path) {
   return inst;
 }
 
+Result<std::pair<PidRecord, std::string>> ExecDriver::FindRecord(const Instance& instance) const {
+  const std::string pid_path = PidPath(instance.service);
+  auto current = ReadPidFile(pid_path);
+  if (current.ok() && (instance.id.empty() || instance.id == std::to_string(current->pid))) {
+    return std::make_pair(std::move(*current), pid_path);
+  }
+  if (instance.id.empty()) {
+    if (!current.ok()) return current.status();
+    return NotFound("no pid file " + pid_path);
+  }
+  const std::string side = SidePath(instance.service, instance.id);
+  auto older = ReadPidFile(side);
+  if (!older.ok()) {
+    // A corrupt current file matters only when no older file names the id.
+    if (older.status().code() == StatusCode::kNotFound && !current.ok() &&
+        current.status().code() != StatusCode::kNotFound) {
+      return current.status();
+    }
+    return older.status();
+  }
+  return std::make_pair(std::move(*older), side);
+}
+
 Result<Instance> ExecDriver::Start(const StartSpec& spec) {
   TRY(ValidateServiceName(spec.service));
   const std::string prefix = "cannot start service " + spec.service + ": ";
   const std::string pid_path = PidPath(spec.service);
 
-  // One pid file per service: starting over a live instance would lose
-  // track of it, and it would keep running unsupervised.
+  // One current pid file per service: starting over a live instance would
+  // lose track of it, and it would keep running unsupervised. With
+  // `alongside`, the live one's file moves aside (service@pid.json) and it
+  // stays addressable by its id.
+  std::string cgroup_suffix;
   if (auto existing = ReadPidFile(pid_path); existing.ok()) {
     Instance inst = Refresh(*existing, pid_path);
-    if (inst.running) {
+    if (inst.running && !spec.alongside) {
       return Status(StatusCode::kAlreadyExists, prefix + "it is already running as pid " + inst.id +
                                                     " (pid file " + pid_path + "); stop it first");
     }
-    RemoveCgroups(existing->cgroups);
+    if (inst.running) {
+      const std::string side = SidePath(spec.service, inst.id);
+      if (::rename(pid_path.c_str(), side.c_str()) != 0) {
+        return Unavailable(prefix + "cannot move the running instance's pid file " + pid_path +
+                           " to " + side + ": " + Errno(errno));
+      }
+      cgroup_suffix = "@" + std::to_string(
+                                std::chrono::system_clock::now().time_since_epoch().count());
+    } else {
+      RemoveCgroups(existing->cgroups);
+    }
   }
 
   std::string path_var = std::string(kDefaultPath);
@@ -822,7 +872,7 @@ Result<Instance> ExecDriver::Start(const StartSpec& spec) {
     return Unavailable(prefix + "socketpair failed: " + Errno(err));
   }
 
-  CgroupPlan cgroups = PrepareCgroups(options_, spec);
+  CgroupPlan cgroups = PrepareCgroups(options_, spec, cgroup_suffix);
 
   std::vector<char*> argv_c = CStrings(argv);
   std::vector<char*> env_c = CStrings(env);
@@ -937,19 +987,15 @@ Result<Instance> ExecDriver::Start(const StartSpec& spec) {
 
 Status ExecDriver::Stop(const Instance& instance, std::chrono::milliseconds grace) {
   TRY(ValidateServiceName(instance.service));
-  const std::string pid_path = PidPath(instance.service);
-  auto read = ReadPidFile(pid_path);
+  auto read = FindRecord(instance);
   if (!read.ok()) {
     // Without a pid file there is no start time to verify, so nothing may be
     // signalled; the instance is gone as far as Hearth can tell.
     if (read.status().code() == StatusCode::kNotFound) return Status::Ok();
     return read.status().WithContext("cannot stop service " + instance.service);
   }
-  PidRecord& record = *read;
-  if (!instance.id.empty() && instance.id != std::to_string(record.pid)) {
-    // The pid file belongs to a newer instance; the one asked about is gone.
-    return Status::Ok();
-  }
+  PidRecord& record = read->first;
+  const std::string& pid_path = read->second;
   auto st = ReadProcStat(record.pid);
   if (!st || st->start_time != record.start_time) {
     // Gone, or the pid now belongs to another process: never signal it.
@@ -1006,22 +1052,16 @@ Result<Instance> ExecDriver::Inspect(const Instance& instance) {
       !s.ok()) {
     spdlog::warn("service {}: log rotation failed: {}", instance.service, s.ToString());
   }
-  const std::string pid_path = PidPath(instance.service);
-  auto read = ReadPidFile(pid_path);
+  auto read = FindRecord(instance);
   if (!read.ok()) {
     if (read.status().code() != StatusCode::kNotFound) {
       return read.status().WithContext("cannot inspect service " + instance.service);
     }
-    Instance gone = instance;  // removed: nothing left to refresh
+    Instance gone = instance;  // removed (or superseded): nothing left to refresh
     gone.running = false;
     return gone;
   }
-  if (!instance.id.empty() && instance.id != std::to_string(read->pid)) {
-    Instance gone = instance;  // superseded by a newer instance
-    gone.running = false;
-    return gone;
-  }
-  return Refresh(*read, pid_path);
+  return Refresh(read->first, read->second);
 }
 
 Result<std::vector<Instance>> ExecDriver::List() {
@@ -1051,7 +1091,8 @@ Result<std::vector<Instance>> ExecDriver::List() {
       }
       continue;
     }
-    std::string service = name.substr(0, name.size() - 5);
+    // "svc.json" is the current instance, "svc@pid.json" an older one.
+    std::string service = name.substr(0, std::min(name.size() - 5, name.find('@')));
     if (record->service.empty()) record->service = service;
     if (record->service != service) {
       spdlog::warn("skipping pid file {}: it names service '{}', not '{}'", path, record->service,
@@ -1068,19 +1109,23 @@ Result<std::vector<Instance>> ExecDriver::List() {
 
 Status ExecDriver::Remove(const Instance& instance) {
   TRY(ValidateServiceName(instance.service));
-  const std::string pid_path = PidPath(instance.service);
-  auto read = ReadPidFile(pid_path);
-  if (!read.ok()) {
-    if (read.status().code() == StatusCode::kNotFound) return Status::Ok();
-    if (read.status().code() == StatusCode::kDataLoss) {
-      ::unlink(pid_path.c_str());  // corrupt: forgetting it is what was asked
+  auto found = FindRecord(instance);
+  if (!found.ok()) {
+    if (found.status().code() == StatusCode::kNotFound) return Status::Ok();
+    if (found.status().code() == StatusCode::kDataLoss) {
+      // Corrupt: forgetting it is what was asked.
+      for (const std::string& path :
+           {PidPath(instance.service),
+            instance.id.empty() ? std::string() : SidePath(instance.service, instance.id)}) {
+        auto r = path.empty() ? Result<PidRecord>(NotFound("")) : ReadPidFile(path);
+        if (!r.ok() && r.status().code() == StatusCode::kDataLoss) ::unlink(path.c_str());
+      }
       return Status::Ok();
     }
-    return read.status().WithContext("cannot remove service " + instance.service);
+    return found.status().WithContext("cannot remove service " + instance.service);
   }
-  if (!instance.id.empty() && instance.id != std::to_string(read->pid)) {
-    return Status::Ok();  // the pid file belongs to a newer instance: keep it
-  }
+  PidRecord* read = &found->first;
+  const std::string& pid_path = found->second;
   Instance inst = Refresh(*read, pid_path);
   if (inst.running) {
     return FailedPrecondition("cannot remove service " + instance.service + ": pid " + inst.id +
