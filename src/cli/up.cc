@@ -128,8 +128,9 @@ void RegisterLogs(CLI::App& app, GlobalOptions& g, Command& run) {
   cmd->add_flag("-f,--follow", o->follow, "Keep printing new output");
   cmd->add_option("-n,--lines", o->lines, "How many lines from the end (0 = all)")->capture_default_str();
   cmd->add_option("--since", o->since,
-                  "Only log files written within this duration (e.g. 10m); rotated files older "
-                  "than that are skipped");
+                  "Only output written within this duration (e.g. 10m). Resolution is the "
+                  "daemon's tick (1 s by default); rotated files are included by modification "
+                  "time");
   cmd->callback([&g, &run, o] {
     run = [&g, o]() -> int {
       std::string base = daemon::LogDir(g.StateDir()) + "/" + o->service + ".log";
@@ -151,6 +152,7 @@ void RegisterLogs(CLI::App& app, GlobalOptions& g, Command& run) {
         any = true;
         if (since && std::chrono::system_clock::from_time_t(st.st_mtime) < *since) continue;
         std::ifstream in(f);
+        if (since && f == base) in.seekg(static_cast<std::streamoff>(runtime::LogOffsetSince(f, *since)));
         for (std::string line; std::getline(in, line);) lines.push_back(line);
       }
       if (!any) {

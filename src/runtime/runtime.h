@@ -97,6 +97,11 @@ class Driver {
   virtual Status Remove(const Instance& instance) = 0;
 };
 
+// Where in a service's live log file (exec driver) the output written since
+// `since` starts, from the marks the daemon records every tick: a byte
+// offset, at most one tick early; 0 when no mark is that old.
+uint64_t LogOffsetSince(const std::string& log_path, std::chrono::system_clock::time_point since);
+
 std::unique_ptr<Driver> NewExecDriver(const RuntimeOptions& options);
 std::unique_ptr<Driver> NewPodmanDriver(const RuntimeOptions& options);
 

@@ -642,6 +642,12 @@ TEST_F(CliUpTest, RunsServicesAndStopsThemWithDown) {
   RunResult logs = Hearth({"--lab", lab_, "logs", "base"}, lab_);
   EXPECT_EQ(logs.exit_code, 0) << logs.Describe();
   EXPECT_TRUE(Contains(logs.out, "base says hello")) << logs.out;
+  RunResult recent = Hearth({"--lab", lab_, "logs", "base", "--since", "1h"}, lab_);
+  EXPECT_EQ(recent.exit_code, 0) << recent.Describe();
+  EXPECT_TRUE(Contains(recent.out, "base says hello")) << recent.Describe();
+  RunResult bad_since = Hearth({"--lab", lab_, "logs", "base", "--since", "yesterday"}, lab_);
+  EXPECT_NE(bad_since.exit_code, 0) << bad_since.Describe();
+  EXPECT_TRUE(Contains(bad_since.err, "--since")) << bad_since.Describe();
   RunResult down = Hearth({"--lab", lab_, "down"}, lab_);
   EXPECT_EQ(down.exit_code, 0) << down.Describe();
   int status = 0;

@@ -728,6 +728,39 @@ TEST_F(ExecDriverTest, InvalidServiceNamesAreRejected) {
   }
 }
 
+TEST(ExecInternalTest, LogMarksGiveTheOffsetOfOutputSinceATime) {
+  char tmpl[] = "/tmp/hearth-marks-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string log = std::string(tmpl) + "/svc.log";
+  using std::chrono::system_clock;
+  auto t0 = system_clock::time_point(std::chrono::seconds(1'800'000'000));
+  { std::ofstream(log) << "old line 1\nold line 2\n"; }
+  ASSERT_TRUE(exec_internal::MarkLog(log, t0).ok());
+  ASSERT_TRUE(exec_internal::MarkLog(log, t0 + 1s).ok());  // no growth: no new mark
+  EXPECT_EQ(exec_internal::ReadMarksFile(log + ".marks").size(), 1u);
+  { std::ofstream(log, std::ios::app) << "new line 3\nhalf"; }
+  ASSERT_TRUE(exec_internal::MarkLog(log, t0 + 10s).ok());
+  { std::ofstream(log, std::ios::app) << " line 4\nnewest 5\n"; }
+  ASSERT_TRUE(exec_internal::MarkLog(log, t0 + 20s).ok());
+  EXPECT_EQ(exec_internal::ReadMarksFile(log + ".marks").size(), 3u);
+
+  auto tail_from = [&](system_clock::time_point since) {
+    std::string all = Slurp(log);
+    return all.substr(LogOffsetSince(log, since));
+  };
+  EXPECT_EQ(tail_from(t0 - 5s), Slurp(log)) << "older than every mark: everything";
+  EXPECT_EQ(tail_from(t0 + 5s), "new line 3\nhalf line 4\nnewest 5\n");
+  // The t0+10s mark fell inside "half line 4": it starts at that line.
+  EXPECT_EQ(tail_from(t0 + 15s), "half line 4\nnewest 5\n");
+  EXPECT_EQ(tail_from(t0 + 25s), "");
+
+  // Rotation drops the marks, whose offsets no longer apply.
+  ASSERT_TRUE(exec_internal::RotateLog(log, 1, 2).ok());
+  EXPECT_FALSE(Exists(log + ".marks"));
+  EXPECT_EQ(LogOffsetSince(log, t0 + 25s), 0u);
+  std::filesystem::remove_all(tmpl);
+}
+
 TEST(ExecInternalTest, FormatAndParse) {
   EXPECT_EQ(exec_internal::FormatByteSize(512ull << 20), "512Mi");
   EXPECT_EQ(exec_internal::FormatByteSize(2ull << 30), "2Gi");

@@ -1052,6 +1052,10 @@ Result<Instance> ExecDriver::Inspect(const Instance& instance) {
       !s.ok()) {
     spdlog::warn("service {}: log rotation failed: {}", instance.service, s.ToString());
   }
+  if (Status s = exec_internal::MarkLog(LogPath(instance.service), std::chrono::system_clock::now());
+      !s.ok()) {
+    spdlog::warn("service {}: {}", instance.service, s.ToString());
+  }
   auto read = FindRecord(instance);
   if (!read.ok()) {
     if (read.status().code() != StatusCode::kNotFound) {

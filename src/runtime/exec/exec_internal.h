@@ -35,6 +35,14 @@ std::optional<ProcStat> ReadProcStat(pid_t pid);
 // `keep` rotated files remain; keep <= 0 only truncates. A missing log is OK.
 // Bytes written between the copy and the truncate are lost: the price of not
 // having to signal the service.
+// Appends "<unix ms> <size>" to `path`.marks when the log grew since the last
+// mark, so that `hearth logs --since` can start reading at the right offset
+// (resolution: how often it is called, the daemon's tick). The marks file is
+// kept short (older half dropped past 64 KiB) and is removed on rotation.
+Status MarkLog(const std::string& path, std::chrono::system_clock::time_point now);
+// The (unix ms, size) marks of a marks file, oldest first.
+std::vector<std::pair<int64_t, uint64_t>> ReadMarksFile(const std::string& marks_path);
+
 Status RotateLog(const std::string& path, uint64_t max_bytes, int keep);
 
 // "512Mi", "2Gi", "1000" (bytes): how sizes are written in specs.

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -132,8 +134,70 @@ Status RotateLog(const std::string& path, uint64_t max_bytes, int keep) {
   if (::truncate(path.c_str(), 0) != 0) {
     return Unavailable(path + ": cannot truncate after rotation: " + Errno(errno));
   }
+  ::unlink((path + ".marks").c_str());  // its offsets were into the content just moved away
   return Status::Ok();
 }
+
+namespace {
+constexpr uint64_t kMarksMaxBytes = 64 * 1024;
+
+// Marks as (unix ms, size) pairs; malformed lines are skipped.
+std::vector<std::pair<int64_t, uint64_t>> ReadMarksImpl(const std::string& marks_path) {
+  std::vector<std::pair<int64_t, uint64_t>> out;
+  std::ifstream in(marks_path);
+  long long ms = 0;
+  unsigned long long size = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (std::sscanf(line.c_str(), "%lld %llu", &ms, &size) == 2) {
+      out.emplace_back(static_cast<int64_t>(ms), static_cast<uint64_t>(size));
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<std::pair<int64_t, uint64_t>> ReadMarksFile(const std::string& marks_path) {
+  return ReadMarksImpl(marks_path);
+}
+
+Status MarkLog(const std::string& path, std::chrono::system_clock::time_point now) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Status::Ok();  // nothing logged yet
+  const std::string marks_path = path + ".marks";
+  auto size = static_cast<uint64_t>(st.st_size);
+  int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  struct stat mst {};
+  bool have_marks = ::stat(marks_path.c_str(), &mst) == 0;
+  if (have_marks && static_cast<uint64_t>(mst.st_size) > kMarksMaxBytes) {
+    auto marks = ReadMarksImpl(marks_path);
+    std::string kept;
+    for (size_t i = marks.size() / 2; i < marks.size(); ++i) {
+      kept += std::to_string(marks[i].first) + " " + std::to_string(marks[i].second) + "\n";
+    }
+    TRY(WriteFileAtomic(marks_path, kept));
+  }
+  if (have_marks) {
+    // Only the last line matters: no new mark while the log did not grow.
+    std::ifstream in(marks_path, std::ios::binary);
+    in.seekg(0, std::ios::end);
+    std::streamoff end = in.tellg();
+    std::streamoff from = std::max<std::streamoff>(0, end - 64);
+    in.seekg(from);
+    std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t nl = tail.find_last_of('\n', tail.size() >= 2 ? tail.size() - 2 : 0);
+    std::string last = nl == std::string::npos ? tail : tail.substr(nl + 1);
+    long long last_ms = 0;
+    unsigned long long last_size = 0;
+    if (std::sscanf(last.c_str(), "%lld %llu", &last_ms, &last_size) == 2 && last_size == size) {
+      return Status::Ok();
+    }
+  }
+  std::ofstream out(marks_path, std::ios::app);
+  out << ms << ' ' << size << '\n';
+  if (!out) return Unavailable("cannot append to " + marks_path);
+  return Status::Ok();
+}
+
 
 std::string FormatByteSize(uint64_t bytes) {
   static constexpr const char* kUnits[] = {"Pi", "Ti", "Gi", "Mi", "Ki"};
@@ -173,3 +237,33 @@ std::optional<std::chrono::system_clock::time_point> ParseRfc3339(std::string_vi
 }
 
 }  // namespace hearth::runtime::exec_internal
+
+namespace hearth::runtime {
+
+uint64_t LogOffsetSince(const std::string& log_path, std::chrono::system_clock::time_point since) {
+  int64_t since_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(since.time_since_epoch()).count();
+  uint64_t offset = 0;
+  // Content past a mark's size was written after the mark's time; the last
+  // mark at or before `since` is where the wanted content starts at the
+  // latest (it may include up to one interval of older lines, never fewer).
+  for (const auto& [ms, size] : exec_internal::ReadMarksFile(log_path + ".marks")) {
+    if (ms > since_ms) break;
+    offset = size;
+  }
+  struct stat st {};
+  if (::stat(log_path.c_str(), &st) != 0 || offset > static_cast<uint64_t>(st.st_size)) return 0;
+  // A mark can fall inside a line that was being written: start at that
+  // line's beginning rather than print half of it.
+  std::ifstream in(log_path, std::ios::binary);
+  uint64_t from = offset > 4096 ? offset - 4096 : 0;
+  std::string before(offset - from, '\0');
+  in.seekg(static_cast<std::streamoff>(from));
+  in.read(before.data(), static_cast<std::streamsize>(before.size()));
+  if (static_cast<size_t>(in.gcount()) != before.size()) return offset;
+  size_t nl = before.find_last_of('\n');
+  if (nl == std::string::npos) return from;
+  return from + nl + 1;
+}
+
+}  // namespace hearth::runtime
