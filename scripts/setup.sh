@@ -30,6 +30,10 @@ PACKAGES=(
   postgresql-15 redis-server nginx mosquitto prometheus-node-exporter curl
   # Headless browser for the tests that load pages (the example lab's page) as a user would.
   chromium
+  # Secrets: the age CLI (age, age-keygen) that the age interop tests and bench/age-bench.sh
+  # compare against; zlib headers for the age test vectors' compressed bodies; GNU time
+  # (/usr/bin/time -v) for the benchmark's max RSS.
+  age zlib1g-dev time
   # Tooling: formatter and linter (version 14 on bookworm; see .clang-format / .clang-tidy).
   clang-format clang-tidy
 )

@@ -2,7 +2,7 @@
 # README command (b): install what is needed, build, and run every test.
 #
 #   1. scripts/setup.sh            Debian packages (idempotent)
-#   2. fuzz preset (clang)         the spec-loader fuzzer, which CTest runs for 60 s
+#   2. fuzz preset (clang)         the fuzzers (fuzz/), which CTest runs briefly each
 #   3. ci preset (g++)             ASan + UBSan, warnings are errors
 #   4. ctest                       every test; the last line is CTest's summary
 #
@@ -13,9 +13,9 @@ jobs=${JOBS:-$(nproc)}
 
 ./scripts/setup.sh
 
-echo "== building the spec-loader fuzzer (clang, preset fuzz)"
+echo "== building the fuzzers (clang, preset fuzz)"
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz --target spec_loader_fuzz -j "$jobs"
+cmake --build --preset fuzz -j "$jobs"
 
 echo "== building with ASan + UBSan and -Werror (g++, preset ci)"
 cmake --preset ci >/dev/null

@@ -173,6 +173,7 @@ def plaintext_tree():
         ("app", [("secret_key", random_password())]),
         ("backup", [("repo_password", random_password())]),
         ("gcs", [("hmac", "GOOG1EXAMPLEACCESSKEY:examplesecret")]),
+        ("cache", [("password", random_password())]),
     ]
 
 

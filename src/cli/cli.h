@@ -51,6 +51,7 @@ void RegisterUp(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterDown(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterRestart(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterLogs(CLI::App& app, GlobalOptions& g, Command& run);
+void RegisterSecret(CLI::App& app, GlobalOptions& g, Command& run);
 
 // ----- helpers shared by commands (cli/common.cc) -----
 

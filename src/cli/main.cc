@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   RegisterDown(app, g, run);
   RegisterRestart(app, g, run);
   RegisterLogs(app, g, run);
+  RegisterSecret(app, g, run);
   RegisterStatus(app, g, run);
   RegisterEvents(app, g, run);
   RegisterState(app, g, run);

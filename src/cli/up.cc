@@ -36,6 +36,9 @@ void RegisterUp(CLI::App& app, GlobalOptions& g, Command& run) {
   cmd->add_option("--crash-window-ms", *crash_window_ms,
                   "An exit this soon after starting counts towards backoff and the crash-loop state")
       ->capture_default_str()->check(CLI::Range(100, 3600000));
+  cmd->add_option("-i,--identity", o->identity_file,
+                  "age key file for the lab's secrets (default: $HEARTH_AGE_KEY_FILE, the lab's "
+                  "secrets.identity, then SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, keys.txt)");
   cmd->footer("SIGTERM or Ctrl-C stops the services and exits; SIGHUP reloads the spec (so does "
               "saving a spec file). A kill -9 leaves services running; the next hearth up adopts "
               "them.");

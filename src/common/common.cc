@@ -1,7 +1,11 @@
 #include "common/common.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +15,7 @@
 #include <atomic>
 #include <thread>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -284,5 +289,152 @@ Status InitLogging(std::string_view level) {
 }
 
 bool IsTerminal(std::FILE* f) { return ::isatty(::fileno(f)) == 1; }
+
+}  // namespace hearth
+
+// ---------------------------------------------------------------------------
+// Secret material
+// ---------------------------------------------------------------------------
+
+namespace hearth {
+
+std::string Redact(std::string_view text, const std::vector<std::string_view>& values) {
+  std::vector<std::string_view> sorted;
+  for (std::string_view v : values) {
+    if (!v.empty()) sorted.push_back(v);
+  }
+  std::sort(sorted.begin(), sorted.end(),
+            [](std::string_view a, std::string_view b) { return a.size() > b.size(); });
+  std::string out(text);
+  for (std::string_view v : sorted) {
+    size_t pos = 0;
+    while ((pos = out.find(v, pos)) != std::string::npos) {
+      out.replace(pos, v.size(), "(sensitive)");
+      pos += 11;
+    }
+  }
+  return out;
+}
+
+std::string Redact(std::string_view text, const std::vector<std::string>& values) {
+  std::vector<std::string_view> views(values.begin(), values.end());
+  return Redact(text, views);
+}
+
+void SecureZero(void* data, size_t size) {
+  if (data != nullptr && size > 0) OPENSSL_cleanse(data, size);
+}
+
+void DisableCoreDumps() {
+  struct rlimit none {0, 0};
+  (void)::setrlimit(RLIMIT_CORE, &none);
+  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+namespace {
+size_t PageSize() {
+  static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  return page;
+}
+// Small buffers (most secret values) come from malloc: a page per value would
+// make a file of 10,000 secrets cost 40 MB and 20,000 system calls. They are
+// zeroed before being freed; core dumps are disabled process-wide by the
+// commands that hold secrets. Buffers of a page or more get their own pages,
+// locked in RAM and excluded from core dumps.
+size_t RoundCapacity(size_t n) {
+  if (n < PageSize()) return std::max<size_t>(n, 32);
+  return (n + PageSize() - 1) / PageSize() * PageSize();
+}
+uint8_t* AllocSecret(size_t capacity) {
+  if (capacity < PageSize()) {
+    void* p = std::malloc(capacity);
+    if (p == nullptr) {
+      std::fprintf(stderr, "hearth: out of memory allocating %zu bytes for secret material\n", capacity);
+      std::abort();
+    }
+    return static_cast<uint8_t*>(p);
+  }
+  void* p = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    std::fprintf(stderr, "hearth: out of memory allocating %zu bytes for secret material\n", capacity);
+    std::abort();
+  }
+  (void)::madvise(p, capacity, MADV_DONTDUMP);
+  (void)::mlock(p, capacity);  // best effort: RLIMIT_MEMLOCK may forbid it
+  return static_cast<uint8_t*>(p);
+}
+void FreeSecret(uint8_t* p, size_t capacity) {
+  if (p == nullptr) return;
+  SecureZero(p, capacity);
+  if (capacity < PageSize()) {
+    std::free(p);
+    return;
+  }
+  (void)::munlock(p, capacity);
+  ::munmap(p, capacity);
+}
+}  // namespace
+
+SecretBytes::SecretBytes(size_t size) { Resize(size); }
+
+SecretBytes::SecretBytes(const void* data, size_t size) { Append(data, size); }
+
+SecretBytes::~SecretBytes() { Clear(); }
+
+SecretBytes::SecretBytes(SecretBytes&& other) noexcept
+    : data_(other.data_), size_(other.size_), capacity_(other.capacity_) {
+  other.data_ = nullptr;
+  other.size_ = other.capacity_ = 0;
+}
+
+SecretBytes& SecretBytes::operator=(SecretBytes&& other) noexcept {
+  if (this != &other) {
+    Clear();
+    data_ = other.data_;
+    size_ = other.size_;
+    capacity_ = other.capacity_;
+    other.data_ = nullptr;
+    other.size_ = other.capacity_ = 0;
+  }
+  return *this;
+}
+
+void SecretBytes::Reserve(size_t capacity) {
+  if (capacity <= capacity_) return;
+  size_t cap = RoundCapacity(std::max(capacity, capacity_ * 2));
+  uint8_t* fresh = AllocSecret(cap);
+  if (size_ > 0) std::memcpy(fresh, data_, size_);
+  FreeSecret(data_, capacity_);
+  data_ = fresh;
+  capacity_ = cap;
+}
+
+void SecretBytes::Append(const void* data, size_t size) {
+  if (size == 0) return;
+  Reserve(size_ + size);
+  std::memcpy(data_ + size_, data, size);
+  size_ += size;
+}
+
+void SecretBytes::Resize(size_t size) {
+  if (size > size_) {
+    Reserve(size);
+    std::memset(data_ + size_, 0, size - size_);
+  } else if (size < size_) {
+    SecureZero(data_ + size, size_ - size);
+  }
+  size_ = size;
+}
+
+void SecretBytes::Clear() {
+  FreeSecret(data_, capacity_);
+  data_ = nullptr;
+  size_ = capacity_ = 0;
+}
+
+bool SecretBytes::operator==(const SecretBytes& o) const {
+  if (size_ != o.size_) return false;
+  return size_ == 0 || CRYPTO_memcmp(data_, o.data_, size_) == 0;
+}
 
 }  // namespace hearth

@@ -186,6 +186,61 @@ std::string Trim(std::string_view s);
 std::string Sha256Hex(std::string_view data);
 
 // ---------------------------------------------------------------------------
+// Secret material
+// ---------------------------------------------------------------------------
+
+// Bytes holding secret material (keys, decrypted values). The buffer lives on
+// the heap (no small-string copy on the stack), is locked in RAM with mlock
+// where the process may (so it is never swapped), is excluded from core dumps
+// (MADV_DONTDUMP on its pages), and is overwritten with zeros before it is
+// freed or resized. Copying is explicit (Clone) so secrets do not spread.
+class SecretBytes {
+ public:
+  SecretBytes() = default;
+  explicit SecretBytes(size_t size);  // zero-filled
+  SecretBytes(const void* data, size_t size);
+  static SecretBytes FromString(std::string_view s) { return SecretBytes(s.data(), s.size()); }
+  ~SecretBytes();
+  SecretBytes(SecretBytes&& other) noexcept;
+  SecretBytes& operator=(SecretBytes&& other) noexcept;
+  SecretBytes(const SecretBytes&) = delete;
+  SecretBytes& operator=(const SecretBytes&) = delete;
+  SecretBytes Clone() const { return SecretBytes(data_, size_); }
+
+  uint8_t* data() { return data_; }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  std::string_view view() const {
+    return {reinterpret_cast<const char*>(data_), size_};
+  }
+  // Appends, keeping the old contents zeroed when the buffer grows.
+  void Append(const void* data, size_t size);
+  void Resize(size_t size);  // new bytes are zero
+  void Clear();              // zeroes and frees
+  bool operator==(const SecretBytes& o) const;  // constant time in the length
+
+ private:
+  void Reserve(size_t capacity);
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
+// Replaces each occurrence of any of `values` in `text` with "(sensitive)",
+// longest value first so that overlapping values are covered. Empty values
+// are ignored; short ones are not (a short password is still a password).
+std::string Redact(std::string_view text, const std::vector<std::string_view>& values);
+std::string Redact(std::string_view text, const std::vector<std::string>& values);
+
+// Overwrites memory in a way the compiler cannot elide.
+void SecureZero(void* data, size_t size);
+// Keeps this process from writing core dumps (RLIMIT_CORE 0, not dumpable),
+// so decrypted secrets never land on disk through a crash. Called by commands
+// that hold secrets (the daemon, `secret decrypt`). Best effort.
+void DisableCoreDumps();
+
+// ---------------------------------------------------------------------------
 // Files
 // ---------------------------------------------------------------------------
 

@@ -97,6 +97,8 @@ bool SplitListen(const std::string& listen, std::string& host, int& port) {
 
 int Run(const DaemonOptions& options) {
   Steps steps;
+  // Decrypted secrets must never reach a core file.
+  DisableCoreDumps();
   std::string state_dir = options.state_dir.empty() ? state::DefaultStateDir(options.lab_dir)
                                                     : options.state_dir;
   // 1. The lab spec.
@@ -170,6 +172,25 @@ int Run(const DaemonOptions& options) {
   so.run_dir = RunDir(state_dir);
   Supervisor supervisor(drivers, store->get(), so);
   if (Status st = supervisor.Adopt(); !st.ok()) spdlog::warn("adoption: {}", st.message());
+  // The lab's secrets, decrypted for the services that use them (again on
+  // every reload, so a changed value rolls out to exactly its users).
+  auto load_secrets = [&](const spec::Lab& l) {
+    secrets::LoadOptions lo;
+    lo.identity_file = options.identity_file;
+    if (lo.identity_file.empty()) {
+      if (const char* env = std::getenv("HEARTH_AGE_KEY_FILE")) lo.identity_file = env;
+    }
+    lo.state_dir = state_dir;
+    auto loaded = secrets::LabSecrets::Load(l, lo);
+    if (loaded.ok()) {
+      if ((*loaded)->size() > 0) spdlog::info("decrypted {} secret values", (*loaded)->size());
+      supervisor.SetSecrets(*loaded, Status::Ok());
+    } else {
+      spdlog::error("secrets: {}", loaded.status().message());
+      supervisor.SetSecrets(nullptr, loaded.status());
+    }
+  };
+  load_secrets(*lab);
   std::mutex mu;  // guards supervisor snapshots read by the HTTP thread
 
   // 6. Signals through a signalfd, so the loop sees them in order.
@@ -240,6 +261,7 @@ int Run(const DaemonOptions& options) {
       if (auto fresh = LoadLab(options.lab_dir)) {
         lab = fresh;
         apply_config(*lab);
+        load_secrets(*lab);
         (void)(*store)->AppendEvent({0, "", "daemon.reload", "", "lab spec reloaded", "{}"});
       } else {
         spdlog::error("the changed lab spec has errors; still running the previous version");

@@ -33,6 +33,7 @@
 
 #include "common/common.h"
 #include "runtime/runtime.h"
+#include "secrets/secrets.h"
 #include "spec/spec.h"
 #include "state/state.h"
 
@@ -77,11 +78,15 @@ struct SupervisorOptions {
   std::string run_dir;  // ${runtime_dir} lives under it
 };
 
-// Resolves ${volume:}, ${port:}, ${runtime_dir} in a service into a start
-// spec. ${secret:} needs the secrets module, which this build does not have:
-// such a service gets a FailedPrecondition that says so.
+// Resolves ${volume:}, ${port:}, ${runtime_dir}, ${lab_dir} and ${secret:}
+// in a service into a start spec. `secret_values` resolves ${secret:...} (null: such a service fails with
+// `secrets_error`, or "no secrets were loaded"). The spec hash covers secret
+// markers (keyed hashes), never values; resolved values are also listed in
+// StartSpec::sensitive so drivers keep them out of what they write.
 Result<runtime::StartSpec> ResolveStartSpec(const spec::Lab& lab, const spec::Service& service,
-                                            const std::string& run_dir);
+                                            const std::string& run_dir,
+                                            const secrets::LabSecrets* secret_values = nullptr,
+                                            const Status& secrets_error = Status::Ok());
 
 class Supervisor {
  public:
@@ -92,6 +97,10 @@ class Supervisor {
 
   // Adopts instances the drivers report for this lab (after a daemon restart).
   Status Adopt();
+  // The lab's decrypted secrets for ${secret:...} (or why there are none).
+  // A changed value changes the spec hash of the services that use it, so
+  // the next Reconcile rolls out exactly those.
+  void SetSecrets(std::shared_ptr<const secrets::LabSecrets> values, Status error);
   // One pass over every service of `lab`; returns quickly (health checks
   // run with their own timeouts).
   void Reconcile(const spec::Lab& lab);
@@ -126,6 +135,8 @@ class Supervisor {
   void StartInstance(const spec::Service& svc, Entry& e, const runtime::StartSpec& spec);
   void StopInstance(Entry& e, const std::string& why);
   void StopPrevious(Entry& e, const std::string& why);
+  // `text` with every secret value replaced by "(sensitive)".
+  std::string Clean(const std::string& text) const;
   void HandleExit(const spec::Service& svc, Entry& e);
   void Event(const std::string& type, const std::string& service, const std::string& message);
   runtime::Driver* DriverFor(const std::string& name) const;
@@ -134,6 +145,8 @@ class Supervisor {
   state::Store* store_;
   SupervisorOptions options_;
   std::map<std::string, Entry> entries_;
+  std::shared_ptr<const secrets::LabSecrets> secrets_;
+  Status secrets_error_;
   std::vector<std::string> order_;  // topological order of the last lab
   // Per service, a spec hash whose rollout failed: not retried until the spec changes again.
   std::map<std::string, std::string> failed_hash_;
@@ -144,6 +157,9 @@ struct DaemonOptions {
   std::string state_dir;  // "" = <lab>/.hearth
   std::string listen = "127.0.0.1:7420";
   std::chrono::milliseconds tick{1000};
+  // Key file for the lab's secrets ("" = $HEARTH_AGE_KEY_FILE, then the
+  // lab's secrets.identity, then SOPS's places).
+  std::string identity_file;
   SupervisorOptions supervisor;
 };
 

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "daemon/daemon.h"
+#include "secrets/secrets.h"
 
 namespace hearth::daemon {
 
@@ -53,23 +54,40 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-std::string Substitute(const spec::Lab& lab, const std::string& in, const std::string& runtime_dir,
-                       Status& error) {
-  std::string out;
+// A string with its references resolved: `real` for the process, `shown`
+// with each secret as "(sensitive:<marker>)" for hashes and records.
+struct Resolved {
+  std::string real;
+  std::string shown;
+};
+
+struct SecretContext {
+  const secrets::LabSecrets* values = nullptr;
+  Status load_error;  // why values is null (when a secrets file could not be opened)
+  std::vector<std::string>* sensitive = nullptr;
+};
+
+Resolved Substitute(const spec::Lab& lab, const std::string& in, const std::string& runtime_dir,
+                    const SecretContext& sc, Status& error) {
+  Resolved out;
   size_t i = 0;
+  auto both = [&](const std::string& text) {
+    out.real += text;
+    out.shown += text;
+  };
   while (i < in.size()) {
     if (in.compare(i, 3, "$${") == 0) {
-      out += "${";
+      both("${");
       i += 3;
       continue;
     }
     if (in.compare(i, 2, "${") != 0) {
-      out += in[i++];
+      both(std::string(1, in[i++]));
       continue;
     }
     size_t end = in.find('}', i);
     if (end == std::string::npos) {  // validation rejects this; keep it literal
-      out += in.substr(i);
+      both(in.substr(i));
       break;
     }
     std::string body = in.substr(i + 2, end - i - 2);
@@ -77,18 +95,30 @@ std::string Substitute(const spec::Lab& lab, const std::string& in, const std::s
     std::string target = body.find(':') == std::string::npos ? "" : body.substr(body.find(':') + 1);
     if (kind == "volume") {
       const spec::Volume* v = lab.FindVolume(target);
-      out += v ? lab.VolumePath(*v) : "";
+      both(v ? lab.VolumePath(*v) : "");
     } else if (kind == "port") {
-      out += target.substr(0, target.find('/'));
+      both(target.substr(0, target.find('/')));
     } else if (kind == "runtime_dir") {
-      out += runtime_dir;
+      both(runtime_dir);
     } else if (kind == "lab_dir") {
-      out += lab.root;
-    } else if (kind == "secret" && error.ok()) {
-      error = FailedPrecondition(
-          "uses ${secret:" + target +
-          "}, but this build cannot decrypt secrets yet (the secrets module is not implemented); "
-          "remove the reference or run a build with secrets support");
+      both(lab.root);
+    } else if (kind == "secret") {
+      const SecretBytes* value = sc.values ? sc.values->Find(target) : nullptr;
+      if (value != nullptr) {
+        out.real.append(value->view());
+        out.shown += "(sensitive:" + sc.values->Marker(target) + ")";
+        if (sc.sensitive && !value->empty()) sc.sensitive->emplace_back(value->view());
+      } else if (error.ok()) {
+        if (!sc.values) {
+          error = FailedPrecondition(
+              "uses ${secret:" + target + "}, but the lab's secrets could not be decrypted: " +
+              (sc.load_error.ok() ? std::string("no secrets were loaded") : sc.load_error.message()));
+        } else {
+          error = NotFound("uses ${secret:" + target +
+                           "}, which is in none of the lab's secrets files; add it with "
+                           "`hearth secret set " + target + " VALUE` or fix the reference");
+        }
+      }
     }
     i = end + 1;
   }
@@ -98,15 +128,37 @@ std::string Substitute(const spec::Lab& lab, const std::string& in, const std::s
 }  // namespace
 
 Result<runtime::StartSpec> ResolveStartSpec(const spec::Lab& lab, const spec::Service& svc,
-                                            const std::string& run_dir) {
+                                            const std::string& run_dir,
+                                            const secrets::LabSecrets* secret_values,
+                                            const Status& secrets_error) {
   runtime::StartSpec s;
   Status err;
   std::string runtime_dir = run_dir + "/" + svc.name;
+  SecretContext sc{secret_values, secrets_error, &s.sensitive};
+  // The canonical form hashes what is shown (secrets as markers), never a value.
+  nlohmann::json canon;
+  auto sub = [&](const std::string& in, nlohmann::json& shown) {
+    Resolved r = Substitute(lab, in, runtime_dir, sc, err);
+    shown = r.shown;
+    return r.real;
+  };
   s.service = svc.name;
-  s.command = Substitute(lab, svc.command, runtime_dir, err);
-  for (const auto& a : svc.args) s.args.push_back(Substitute(lab, a, runtime_dir, err));
-  for (const auto& [k, v] : svc.env) s.env[k] = Substitute(lab, v, runtime_dir, err);
-  s.working_dir = Substitute(lab, svc.working_dir, runtime_dir, err);
+  s.command = sub(svc.command, canon["command"]);
+  canon["args"] = nlohmann::json::array();
+  for (const auto& a : svc.args) {
+    nlohmann::json shown;
+    s.args.push_back(sub(a, shown));
+    canon["args"].push_back(shown);
+  }
+  canon["env"] = nlohmann::json::object();
+  for (const auto& [k, v] : svc.env) s.env[k] = sub(v, canon["env"][k]);
+  s.working_dir = sub(svc.working_dir, canon["dir"]);
+  for (const auto& [name, content] : svc.secret_files) {
+    runtime::StartSpec::File f;
+    f.name = name;
+    f.content = sub(content, canon["secret_files"][name]);
+    s.files.push_back(std::move(f));
+  }
   s.user = svc.user;
   s.image = svc.image;
   s.ports = svc.ports;
@@ -129,12 +181,13 @@ Result<runtime::StartSpec> ResolveStartSpec(const spec::Lab& lab, const spec::Se
   s.private_network = svc.sandbox_private_network;
   if (!err.ok()) return err.WithContext("service " + svc.name);
   // The hash covers everything that, when changed, needs a new instance.
-  nlohmann::json canon = {{"command", s.command}, {"args", s.args},       {"env", s.env},
-                          {"dir", s.working_dir}, {"user", s.user},       {"image", s.image},
-                          {"cpu", s.cpu ? *s.cpu : 0.0},
-                          {"mem", s.memory_bytes ? *s.memory_bytes : 0},  {"sandbox", s.sandbox},
-                          {"private_network", s.private_network},
-                          {"driver", std::string(spec::DriverName(svc.driver))}};
+  canon["user"] = s.user;
+  canon["image"] = s.image;
+  canon["cpu"] = s.cpu ? *s.cpu : 0.0;
+  canon["mem"] = s.memory_bytes ? *s.memory_bytes : 0;
+  canon["sandbox"] = s.sandbox;
+  canon["private_network"] = s.private_network;
+  canon["driver"] = std::string(spec::DriverName(svc.driver));
   for (const auto& p : s.ports) {
     canon["ports"].push_back(std::to_string(p.host) + ":" + std::to_string(p.container) + "/" +
                              std::string(spec::ProtocolName(p.protocol)) + "@" + p.host_ip);
@@ -155,8 +208,14 @@ runtime::Driver* Supervisor::DriverFor(const std::string& name) const {
   return it == drivers_.end() ? nullptr : it->second;
 }
 
+std::string Supervisor::Clean(const std::string& text) const {
+  return secrets_ ? Redact(text, secrets_->Values()) : text;
+}
+
 void Supervisor::Event(const std::string& type, const std::string& service,
-                       const std::string& message) {
+                       const std::string& raw_message) {
+  // Messages may quote a driver's error, which may quote a command line.
+  const std::string message = Clean(raw_message);
   spdlog::info("{}: {}", service, message);
   if (store_) {
     (void)store_->AppendEvent({0, "", type, "service." + service, message, "{}"});
@@ -211,7 +270,7 @@ void Supervisor::StartInstance(const spec::Service& svc, Entry& e, const runtime
   auto inst = driver->Start(spec);
   if (!inst.ok()) {
     e.status.phase = Phase::kFailed;
-    e.status.last_error = inst.status().message();
+    e.status.last_error = Clean(inst.status().message());
     int n = static_cast<int>(e.recent_exits.size()) + 1;
     e.recent_exits.push_back(SteadyClock::now());
     auto delay = std::min(options_.backoff_max, options_.backoff_base * (1 << std::min(n - 1, 16)));
@@ -229,7 +288,8 @@ void Supervisor::StartInstance(const spec::Service& svc, Entry& e, const runtime
   e.started_at = SteadyClock::now();
   e.last_check = {};
   e.consecutive_check_failures = 0;
-  for (const auto& w : inst->warnings) spdlog::warn("{}: {}", svc.name, w);
+  for (auto& w : e.status.warnings) w = Clean(w);
+  for (const auto& w : e.status.warnings) spdlog::warn("{}: {}", svc.name, w);
   Event("service.start", svc.name, "started (" + inst->driver + " " + inst->id + ")");
 }
 
@@ -303,7 +363,7 @@ void Supervisor::ReconcileOne(const spec::Lab& lab, const spec::Service& svc, En
   for (const auto& p : svc.ports) {
     e.status.ports.push_back(std::to_string(p.host) + "/" + std::string(spec::ProtocolName(p.protocol)));
   }
-  auto desired = ResolveStartSpec(lab, svc, options_.run_dir);
+  auto desired = ResolveStartSpec(lab, svc, options_.run_dir, secrets_.get(), secrets_error_);
 
   // 1. Refresh what runs.
   if (e.status.instance) {
@@ -463,6 +523,7 @@ void Supervisor::Reconcile(const spec::Lab& lab) {
     }
     StopInstance(it->second, "removed from the lab spec");
     StopPrevious(it->second, "removed from the lab spec");
+    if (!options_.run_dir.empty()) runtime::RemoveServiceFiles(options_.run_dir, it->first);
     it = entries_.erase(it);
   }
 }
@@ -478,8 +539,14 @@ void Supervisor::StopAll(const spec::Lab* lab) {
     if (e == entries_.end()) continue;
     StopInstance(e->second, "lab shutting down");
     StopPrevious(e->second, "lab shutting down");
+    if (!options_.run_dir.empty()) runtime::RemoveServiceFiles(options_.run_dir, *it);
     e->second.status.phase = Phase::kStopped;
   }
+}
+
+void Supervisor::SetSecrets(std::shared_ptr<const secrets::LabSecrets> values, Status error) {
+  secrets_ = std::move(values);
+  secrets_error_ = std::move(error);
 }
 
 Status Supervisor::Restart(const std::string& service) {

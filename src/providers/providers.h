@@ -35,6 +35,9 @@ void RegisterBuiltinProviders(plan::Registry& registry);
 // Canonical flattened fields for a service (exposed for tests and for the
 // drivers that will run services, so they all agree on one form).
 plan::Fields ServiceFields(const spec::Lab& lab, const spec::Service& service);
+// "(sensitive) <marker>" for a secret key path (a digest of its stored
+// ciphertext), "" when no secrets file has the key.
+std::string SensitiveMarker(const spec::Lab& lab, const std::string& key_path);
 
 }  // namespace hearth::providers
 

@@ -66,6 +66,19 @@ struct StartSpec {
   // (a rollout starts the new version before stopping the old). Without it,
   // starting over a running instance is an error (exec) so that none is lost.
   bool alongside = false;
+  // Files written before the service starts, mode 0400, in the service's
+  // secrets directory (exec: <run_dir>/<service>/secrets/NAME, referenced as
+  // ${runtime_dir}/secrets/NAME; podman: also mounted read-only at
+  // /run/secrets). Removed (overwritten first) when the instance stops.
+  struct File {
+    std::string name;
+    std::string content;
+  };
+  std::vector<File> files;
+  // Secret values that appear in the fields above. Drivers never write them
+  // anywhere (pid files, labels, logs, errors): they are replaced by
+  // "(sensitive)".
+  std::vector<std::string> sensitive;
 };
 
 struct Instance {
@@ -100,6 +113,11 @@ class Driver {
 // Where in a service's live log file (exec driver) the output written since
 // `since` starts, from the marks the daemon records every tick: a byte
 // offset, at most one tick early; 0 when no mark is that old.
+// Removes (after overwriting) a service's files, <run_dir>/<service>/secrets.
+// The exec driver does this itself when its current instance stops; the
+// supervisor calls it when a service stops for good (any driver).
+void RemoveServiceFiles(const std::string& run_dir, const std::string& service);
+
 uint64_t LogOffsetSince(const std::string& log_path, std::chrono::system_clock::time_point since);
 
 std::unique_ptr<Driver> NewExecDriver(const RuntimeOptions& options);

@@ -957,6 +957,18 @@ void DecodeService(Ctx ctx, const Node& n, const std::string& path, Lab& lab) {
   } else {
     m.Bool("sandbox", svc.sandbox);
   }
+  m.StringMap("secret_files", svc.secret_files);
+  for (const auto& [name, content] : svc.secret_files) {
+    bool ok = !name.empty() && name[0] != '.' &&
+              name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+                  std::string::npos;
+    if (!ok) {
+      ctx.Error(m.Get("secret_files"), m.Sub("secret_files") + "." + name,
+                "secret file name \"" + name +
+                    "\" must be a plain file name (letters, digits, '.', '_', '-', not starting "
+                    "with '.'); it is written to ${runtime_dir}/secrets/NAME");
+    }
+  }
   m.StringMap("labels", svc.labels);
   lab.services.push_back(std::move(svc));
 }
@@ -1148,6 +1160,8 @@ void DecodeSecrets(const Ctx& ctx, const Node& n, Lab& lab) {
     if (ReadString(ctx, f, fp, sf.file)) lab.secrets.files.push_back(std::move(sf));
   });
   m.StringList("recipients", lab.secrets.recipients);
+  m.String("identity", lab.secrets.identity);
+  if (m.Get("identity").IsDefined()) lab.secrets.identity_loc = ctx.Loc(m.Get("identity"));
   Node rec = m.Get("recipients");
   for (size_t i = 0; i < lab.secrets.recipients.size(); ++i) {
     const std::string& r = lab.secrets.recipients[i];

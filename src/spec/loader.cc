@@ -43,9 +43,10 @@ bool HasYamlSuffix(const std::string& name) {
   return ends(".yaml") || ends(".yml");
 }
 
-void CollectKeys(const internal::Node& n, const std::string& prefix, std::vector<std::string>& out,
-                 int depth) {
+void CollectKeys(const internal::Node& n, const std::string& prefix, SecretFile& sf, int depth) {
   if (depth > kMaxNestingDepth) return;
+  std::vector<std::string>& out = sf.keys;
+  if (n.IsScalar() && !prefix.empty()) sf.value_digests[prefix] = Sha256Hex(n.Scalar());
   if (n.IsMap()) {
     for (auto it = n.begin(); it != n.end(); ++it) {
       if (!it->first.IsScalar()) continue;
@@ -53,13 +54,13 @@ void CollectKeys(const internal::Node& n, const std::string& prefix, std::vector
       if (prefix.empty() && key == "sops") continue;  // SOPS metadata, not a secret
       std::string p = prefix.empty() ? key : prefix + "." + key;
       out.push_back(p);
-      CollectKeys(it->second, p, out, depth + 1);
+      CollectKeys(it->second, p, sf, depth + 1);
     }
   } else if (n.IsSequence()) {
     for (size_t i = 0; i < n.size(); ++i) {
       std::string p = prefix + "[" + std::to_string(i) + "]";
       out.push_back(p);
-      CollectKeys(n[i], p, out, depth + 1);
+      CollectKeys(n[i], p, sf, depth + 1);
     }
   }
 }
@@ -75,7 +76,7 @@ void ReadSecretFiles(Lab& lab) {
     if (text->size() > kMaxSpecFileBytes) continue;
     internal::ParsedYaml parsed = internal::ParseYaml(*text, kMaxNestingDepth);
     if (!parsed.ok()) continue;
-    CollectKeys(parsed.root, "", sf.keys, 0);
+    CollectKeys(parsed.root, "", sf, 0);
     sf.readable = parsed.root.IsMap();
   }
 }

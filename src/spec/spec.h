@@ -362,6 +362,9 @@ struct Service {
   RestartPolicy restart = RestartPolicy::kAlways;
   bool sandbox = false;                  // exec: run under bubblewrap
   bool sandbox_private_network = false;  // ...in its own network namespace
+  // Files written for the service before it starts, mode 0400 under
+  // ${runtime_dir}/secrets/NAME: name -> content (usually ${secret:...}).
+  std::map<std::string, std::string> secret_files;
   std::map<std::string, std::string> labels;
   Location loc;
   std::string path;
@@ -466,6 +469,10 @@ struct SecretFile {
   std::vector<std::string> keys;
   bool readable = false;  // the file was found and parsed
   std::string digest;     // sha256 of the file's bytes (changes re-plan users)
+  // Key path -> sha256 of the value as stored (the ENC[...] text). SOPS keeps
+  // an unchanged value's ciphertext, so this changes exactly when a value is
+  // edited (or the file is rotated), without decrypting anything.
+  std::map<std::string, std::string> value_digests;
   Location loc;
   std::string path;
 };
@@ -473,6 +480,10 @@ struct SecretFile {
 struct Secrets {
   std::vector<SecretFile> files;
   std::vector<std::string> recipients;  // age1... public keys
+  // Key file with the age identity that decrypts the files (absolute, or
+  // relative to the lab directory); "" = the SOPS places (SOPS_AGE_KEY, ...).
+  std::string identity;
+  Location identity_loc;
 };
 
 struct WireguardPeer {

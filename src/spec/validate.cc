@@ -1,4 +1,7 @@
-// Cross-reference validation of a decoded Lab. Pure: reads only the model.
+// Cross-reference validation of a decoded Lab. Pure: reads only the model
+// (and checks that secrets.identity exists).
+#include <unistd.h>
+
 #include <algorithm>
 #include <functional>
 #include <map>
@@ -558,6 +561,17 @@ void ValidateLab(const Lab& lab, Diagnostics& diags) {
       diags.Error(f.loc, f.path,
                   "secrets file \"" + f.file + "\" was not found or is not a YAML/JSON map (looked in " +
                       lab.root + "); create it in SOPS format or remove it from secrets.files");
+    }
+  }
+  // The identity file is often kept out of git: a warning, not an error.
+  if (!lab.secrets.identity.empty()) {
+    const std::string& id = lab.secrets.identity;
+    std::string full = id[0] == '/' ? id : lab.root + "/" + id;
+    if (::access(full.c_str(), R_OK) != 0) {
+      diags.Warning(lab.secrets.identity_loc, "secrets.identity",
+                    "identity file " + full +
+                        " is missing or unreadable; services that use ${secret:...} will not "
+                        "start until it exists (or set HEARTH_AGE_KEY_FILE / SOPS_AGE_KEY_FILE)");
     }
   }
 }

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
 
 namespace {
@@ -31,64 +32,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+using hearth::testing::RunProgram;
+using hearth::testing::RunResult;
+using hearth::testing::Slurp;
 using hearth::testing::TempDir;
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void WriteText(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
-}
-
-struct RunResult {
-  int exit_code = -1;  // -1: did not exit normally
-  std::string out;
-  std::string err;
-  std::string Describe() const {
-    return "exit " + std::to_string(exit_code) + "\n--- stdout ---\n" + out + "--- stderr ---\n" +
-           err;
-  }
-};
-
-// Runs argv_s[0] with its arguments in `cwd`, stdin from /dev/null, stdout
-// and stderr captured through files (no pipe can fill up and block the child).
-RunResult RunProgram(std::vector<std::string> argv_s, const std::string& cwd) {
-  TempDir io;
-  const std::string out_path = io.path() + "/stdout";
-  const std::string err_path = io.path() + "/stderr";
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  pid_t pid = ::fork();
-  if (pid < 0) return {};
-  if (pid == 0) {
-    int in = ::open("/dev/null", O_RDONLY);
-    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (in < 0 || out < 0 || err < 0) ::_exit(126);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(err, 2);
-    if (::chdir(cwd.c_str()) != 0) ::_exit(126);
-    ::setenv("NO_COLOR", "1", 1);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return {};
-  }
-  RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = Slurp(out_path);
-  r.err = Slurp(err_path);
-  return r;
 }
 
 RunResult Hearth(const std::vector<std::string>& args, const std::string& cwd) {
@@ -554,23 +505,9 @@ TEST(CliVersionTest, YamlAndJsonOutput) {
 // Starts `hearth up` in the background; stdout+stderr go to `log`.
 pid_t StartDaemon(const std::vector<std::string>& args, const std::string& cwd,
                   const std::string& log) {
-  std::vector<std::string> argv_s = {HEARTH_BINARY};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int in = ::open("/dev/null", O_RDONLY);
-    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    if (::chdir(cwd.c_str()) != 0) ::_exit(126);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  return pid;
+  std::vector<std::string> argv = {HEARTH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return hearth::testing::StartProgram(std::move(argv), cwd, log);
 }
 
 class CliUpTest : public ::testing::Test {
@@ -755,6 +692,17 @@ TEST(CliExampleLabTest, RunsForRealAndServesItsPage) {
   std::string page = HttpGet(8443, "/");
   EXPECT_TRUE(Contains(page, "200 OK")) << page;
   EXPECT_TRUE(Contains(page, "The example lab is running")) << page;
+  // The cache got its password from the secrets file (as a 0400 file, not on
+  // its command line): without it Redis refuses, with it Redis answers.
+  RunResult pw = copy.Run({"secret", "get", "cache.password"});
+  ASSERT_EQ(pw.exit_code, 0) << pw.Describe();
+  std::string password = pw.out.substr(0, pw.out.find('\n'));
+  RunResult noauth = RunProgram({"/usr/bin/redis-cli", "-p", "6380", "ping"}, copy.tmp());
+  EXPECT_TRUE(Contains(noauth.out + noauth.err, "NOAUTH")) << noauth.Describe();
+  RunResult auth = RunProgram({"/usr/bin/redis-cli", "-p", "6380", "--no-auth-warning", "-a",
+                               password, "ping"},
+                              copy.tmp());
+  EXPECT_TRUE(Contains(auth.out, "PONG")) << auth.Describe();
   // The README's URL in headless Chromium: the page renders and its script runs.
   fs::create_directories(copy.tmp() + "/chromium");
   RunResult dom = ChromiumDumpDom("http://127.0.0.1:8443/", copy.tmp() + "/chromium");

@@ -266,6 +266,8 @@ secrets:
 // below is what a decrypted value would look like: it must never appear.
 constexpr const char* kSecretsFile = R"(db:
   password: ENC[AES256_GCM,data:c3VwZXJzZWNyZXQ=,iv:aaaa,tag:bbbb,type:str]
+other:
+  token: ENC[AES256_GCM,data:b3RoZXI=,iv:cccc,tag:dddd,type:str]
 sops:
   version: 3.8.1
 )";
@@ -290,9 +292,12 @@ TEST(ServiceFieldsTest, NeverContainsDecryptedSecrets) {
   EXPECT_EQ(f.at("ports[0]"), "5433/tcp");
   EXPECT_EQ(f.at("volumes[0]"), "pgdata");
   EXPECT_EQ(f.at("driver"), "exec");
-  // A digest of the secrets files lets a changed secret re-plan the service.
-  ASSERT_EQ(f.count("secrets_digest"), 1u);
-  EXPECT_EQ(f.at("secrets_digest").size(), 16u);
+  // A marker per secret used (a digest of its ciphertext) lets a changed
+  // secret re-plan the service; secrets it does not use are not there.
+  ASSERT_EQ(f.count("secret.db.password"), 1u);
+  EXPECT_EQ(f.at("secret.db.password").rfind("(sensitive) ", 0), 0u) << f.at("secret.db.password");
+  EXPECT_EQ(f.at("secret.db.password").size(), std::string("(sensitive) ").size() + 12);
+  EXPECT_EQ(f.count("secret.other.token"), 0u);
   for (const auto& [k, v] : f) {
     EXPECT_EQ(v.find("supersecret"), std::string::npos) << k;
     EXPECT_EQ(v.find("c3VwZXJzZWNyZXQ="), std::string::npos) << k << ": ciphertext leaked";
@@ -309,7 +314,7 @@ TEST(ServiceFieldsTest, NeverContainsDecryptedSecrets) {
   EXPECT_NE(std::find(deps.begin(), deps.end(), "volume.pgdata"), deps.end());
 }
 
-TEST(ServiceFieldsTest, ChangedSecretsFileChangesDigest) {
+TEST(ServiceFieldsTest, OnlyAChangeOfAUsedSecretChangesTheService) {
   TempDir dir;
   std::string secrets = dir.path() + "/secrets.sops.yaml";
   {
@@ -318,14 +323,27 @@ TEST(ServiceFieldsTest, ChangedSecretsFileChangesDigest) {
   auto load = [&] {
     spec::LoadResult r = spec::LoadAndValidateStrings({{"lab.yaml", kServiceLab}}, dir.path());
     EXPECT_TRUE(r.ok()) << DiagText(r.diags);
-    return ServiceFields(*r.lab, *r.lab->FindService("db")).at("secrets_digest");
+    return ServiceFields(*r.lab, *r.lab->FindService("db"));
   };
-  std::string before = load();
-  EXPECT_EQ(load(), before) << "the digest must be stable";
+  plan::Fields before = load();
+  EXPECT_EQ(load(), before) << "the fields must be stable";
+  // Another secret changes: the service is not touched.
+  std::string text = kSecretsFile;
+  text.replace(text.find("b3RoZXI="), 8, "Y2hhbmdl");
   {
-    std::ofstream(secrets) << std::string(kSecretsFile) + "# rotated\n";
+    std::ofstream(secrets) << text;
   }
-  EXPECT_NE(load(), before);
+  EXPECT_EQ(load(), before);
+  // Its own secret changes: only that marker moves.
+  text.replace(text.find("c3VwZXJzZWNyZXQ="), 16, "bmV3c2VjcmV0MTIz");
+  {
+    std::ofstream(secrets) << text;
+  }
+  plan::Fields after = load();
+  EXPECT_NE(after.at("secret.db.password"), before.at("secret.db.password"));
+  after.erase("secret.db.password");
+  before.erase("secret.db.password");
+  EXPECT_EQ(after, before);
 }
 
 }  // namespace

@@ -39,16 +39,22 @@ std::set<std::string> SecretUsers(const spec::Lab& lab) {
   return users;
 }
 
-// A digest of the secrets files, so that changing a secret re-plans (and
-// later restarts) the services that use it.
-std::string SecretsDigest(const spec::Lab& lab) {
-  std::string all;
-  for (const auto& file : lab.secrets.files) all += file.digest;
-  return Sha256Hex(all).substr(0, 16);
+}  // namespace
+
+// "(sensitive) <marker>" for a secret's key path: the marker is a digest of
+// the value as stored (its ciphertext), so a plan shows which secret changed
+// without ever holding its plaintext. Empty when no file has the key.
+std::string SensitiveMarker(const spec::Lab& lab, const std::string& key_path) {
+  for (const auto& file : lab.secrets.files) {
+    auto it = file.value_digests.find(key_path);
+    if (it != file.value_digests.end()) return "(sensitive) " + it->second.substr(0, 12);
+  }
+  return "";
 }
 
-plan::Fields Fields(const spec::Lab& lab, const spec::Service& s, bool uses_secret,
-                    const std::string& secrets_digest) {
+namespace {
+
+plan::Fields Fields(const spec::Lab& lab, const spec::Service& s) {
   plan::Fields f;
   f["driver"] = std::string(spec::DriverName(s.driver));
   f["host"] = lab.HostOf(s);
@@ -83,7 +89,14 @@ plan::Fields Fields(const spec::Lab& lab, const spec::Service& s, bool uses_secr
   f["restart"] = std::string(spec::RestartPolicyName(s.restart));
   if (s.sandbox) f["sandbox"] = s.sandbox_private_network ? "private network" : "true";
   for (const auto& [k, v] : s.labels) f["labels." + k] = v;
-  if (uses_secret) f["secrets_digest"] = secrets_digest;
+  for (const auto& [name, content] : s.secret_files) f["secret_files." + name] = content;
+  // One field per secret the service uses: changing one secret re-plans (and
+  // the daemon restarts) only the services that use it.
+  for (const auto& in : lab.interpolations) {
+    if (in.kind != "secret" || in.owner != s.name) continue;
+    std::string marker = SensitiveMarker(lab, in.target);
+    if (!marker.empty()) f["secret." + in.target] = marker;
+  }
   return f;
 }
 
@@ -96,12 +109,11 @@ class ServiceProvider final : public plan::Provider {
     std::vector<std::string> secret_ids;
     for (const auto& f : lab.secrets.files) secret_ids.push_back("secret." + f.file);
     std::set<std::string> uses_secrets = SecretUsers(lab);
-    std::string digest = SecretsDigest(lab);
     for (const auto& s : lab.services) {
       plan::Resource r;
       r.kind = "service";
       r.name = s.name;
-      r.fields = Fields(lab, s, uses_secrets.count(s.name) > 0, digest);
+      r.fields = Fields(lab, s);
       r.force_new = {"driver", "host"};
       for (const auto& d : s.depends_on) r.depends_on.push_back("service." + d.name);
       for (const auto& v : s.volumes)
@@ -136,7 +148,7 @@ class ServiceProvider final : public plan::Provider {
 }  // namespace
 
 plan::Fields ServiceFields(const spec::Lab& lab, const spec::Service& s) {
-  return Fields(lab, s, SecretUsers(lab).count(s.name) > 0, SecretsDigest(lab));
+  return Fields(lab, s);
 }
 
 std::unique_ptr<plan::Provider> NewServiceProvider() { return std::make_unique<ServiceProvider>(); }

@@ -26,6 +26,11 @@ class SecretsProvider final : public plan::Provider {
       r.fields["path"] = FullPath(lab, f.file);
       r.fields["sha256"] = f.digest;
       r.fields["keys"] = std::to_string(f.keys.size());
+      // Each value as "(sensitive) <digest of its ciphertext>": the plan
+      // names the secrets that changed and never holds a plaintext.
+      for (const auto& [key, digest] : f.value_digests) {
+        r.fields["value." + key] = "(sensitive) " + digest.substr(0, 12);
+      }
       out.push_back(std::move(r));
     }
     return out;

@@ -673,6 +673,10 @@ class ExecDriver final : public Driver {
   std::string LogPath(const std::string& service) const {
     return options_.log_dir + "/" + service + ".log";
   }
+  // ${runtime_dir}/secrets of the service.
+  std::string FilesDir(const std::string& service) const {
+    return options_.run_dir + "/" + service + "/secrets";
+  }
   // Fills running / exit_code from /proc, reaping our zombie (and recording
   // its exit code in the pid file, so later calls still know it).
   Instance Refresh(PidRecord& record, const std::string& pid_path);
@@ -767,6 +771,9 @@ Result<Instance> ExecDriver::Start(const StartSpec& spec) {
                     " does not exist or is not a directory; create it or fix working_dir");
   }
   ASSIGN_OR_RETURN(UserPlan user, ResolveUser(spec));
+  TRY(exec_internal::WriteServiceFiles(
+      FilesDir(spec.service), spec,
+      user.switch_user ? std::optional<std::pair<uid_t, gid_t>>({user.uid, user.gid}) : std::nullopt));
 
   // The service's argv, and what is actually executed (bwrap in front when
   // sandboxed).
@@ -925,6 +932,8 @@ Result<Instance> ExecDriver::Start(const StartSpec& spec) {
   record.start_time = st->start_time;
   record.spec_hash = spec.spec_hash;
   record.started = FormatRfc3339(started);
+  // Secret values never reach the pid file.
+  for (std::string& word : command) word = Redact(word, spec.sensitive);
   record.command = command;
   record.sandbox = spec.sandbox;
   record.cgroups = JoinCgroups(pid, cgroups);
@@ -1001,6 +1010,7 @@ Status ExecDriver::Stop(const Instance& instance, std::chrono::milliseconds grac
     // Gone, or the pid now belongs to another process: never signal it.
     ::unlink(pid_path.c_str());
     RemoveCgroups(record.cgroups);
+    if (pid_path == PidPath(instance.service)) exec_internal::RemoveServiceFiles(FilesDir(instance.service));
     return Status::Ok();
   }
   // The leader is a session leader (setsid), so its pid is its group id.
@@ -1042,6 +1052,9 @@ Status ExecDriver::Stop(const Instance& instance, std::chrono::milliseconds grac
   }
   ::unlink(pid_path.c_str());
   RemoveCgroups(record.cgroups);
+  // The current instance's files go with it (an older instance stopped
+  // after a rollout leaves the new one's files alone).
+  if (pid_path == PidPath(instance.service)) exec_internal::RemoveServiceFiles(FilesDir(instance.service));
   return Status::Ok();
 }
 
@@ -1139,6 +1152,7 @@ Status ExecDriver::Remove(const Instance& instance) {
     return Unavailable("cannot remove pid file " + pid_path + ": " + Errno(errno));
   }
   RemoveCgroups(read->cgroups);
+  if (pid_path == PidPath(instance.service)) exec_internal::RemoveServiceFiles(FilesDir(instance.service));
   return Status::Ok();
 }
 

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "common/common.h"
+#include "runtime/runtime.h"
 
 namespace hearth::runtime::exec_internal {
 
@@ -35,6 +36,14 @@ std::optional<ProcStat> ReadProcStat(pid_t pid);
 // `keep` rotated files remain; keep <= 0 only truncates. A missing log is OK.
 // Bytes written between the copy and the truncate are lost: the price of not
 // having to signal the service.
+// Writes a service's files (StartSpec::files) into `dir` (mode 0700; its
+// parent must exist or is created 0700): each file 0400, replaced
+// atomically, owned by `owner` (uid, gid) when given.
+Status WriteServiceFiles(const std::string& dir, const StartSpec& spec,
+                         std::optional<std::pair<uid_t, gid_t>> owner);
+// Overwrites each file in `dir` with zeros, then removes it and `dir`.
+void RemoveServiceFiles(const std::string& dir);
+
 // Appends "<unix ms> <size>" to `path`.marks when the log grew since the last
 // mark, so that `hearth logs --since` can start reading at the right offset
 // (resolution: how often it is called, the daemon's tick). The marks file is

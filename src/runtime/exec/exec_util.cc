@@ -1,4 +1,5 @@
 // Small helpers of the exec driver: /proc parsing, log rotation, formatting.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -138,6 +139,81 @@ Status RotateLog(const std::string& path, uint64_t max_bytes, int keep) {
   return Status::Ok();
 }
 
+// Writes a service's files (StartSpec::files) into `dir`: the directory is
+// 0700 and each file 0400, owned by the service's user. Existing files are
+// replaced atomically; files no longer listed are removed.
+Status WriteServiceFiles(const std::string& dir, const StartSpec& spec,
+                         std::optional<std::pair<uid_t, gid_t>> owner) {
+  const std::string prefix = "cannot start service " + spec.service + ": ";
+  if (spec.files.empty()) return Status::Ok();
+  std::string parent = dir.substr(0, dir.rfind('/'));
+  if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Unavailable(prefix + "cannot create " + parent + ": " + Errno(errno));
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Unavailable(prefix + "cannot create " + dir + ": " + Errno(errno));
+  }
+  if (::chmod(dir.c_str(), 0700) != 0 ||
+      (owner && ::chown(dir.c_str(), owner->first, owner->second) != 0)) {
+    return Unavailable(prefix + "cannot set the owner and mode of " + dir + ": " + Errno(errno));
+  }
+  if (owner && ::chown(parent.c_str(), owner->first, owner->second) != 0) {
+    return Unavailable(prefix + "cannot set the owner of " + parent + ": " + Errno(errno));
+  }
+  for (const StartSpec::File& f : spec.files) {
+    const std::string path = dir + "/" + f.name;
+    const std::string tmp = dir + "/." + f.name + ".tmp";
+    ::unlink(tmp.c_str());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0400);
+    if (fd < 0) return Unavailable(prefix + "cannot create " + tmp + ": " + Errno(errno));
+    size_t done = 0;
+    while (done < f.content.size()) {
+      ssize_t n = ::write(fd, f.content.data() + done, f.content.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    bool ok = done == f.content.size() &&
+              (!owner || ::fchown(fd, owner->first, owner->second) == 0) && ::fchmod(fd, 0400) == 0;
+    int err = errno;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+      err = ok ? errno : err;
+      ::unlink(tmp.c_str());
+      return Unavailable(prefix + "cannot write " + path + ": " + Errno(err));
+    }
+  }
+  return Status::Ok();
+}
+
+// Overwrites each file in `dir` with zeros, then removes it and the directory.
+void RemoveServiceFiles(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  for (const std::string& name : names) {
+    std::string path = dir + "/" + name;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+      ::chmod(path.c_str(), 0600);
+      int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd >= 0) {
+        std::string zeros(static_cast<size_t>(st.st_size), '\0');
+        (void)!::write(fd, zeros.data(), zeros.size());
+        ::fsync(fd);
+        ::close(fd);
+      }
+    }
+    ::unlink(path.c_str());
+  }
+  ::rmdir(dir.c_str());
+}
+
 namespace {
 constexpr uint64_t kMarksMaxBytes = 64 * 1024;
 
@@ -239,6 +315,11 @@ std::optional<std::chrono::system_clock::time_point> ParseRfc3339(std::string_vi
 }  // namespace hearth::runtime::exec_internal
 
 namespace hearth::runtime {
+
+void RemoveServiceFiles(const std::string& run_dir, const std::string& service) {
+  if (service.empty() || service.find('/') != std::string::npos || service[0] == '.') return;
+  exec_internal::RemoveServiceFiles(run_dir + "/" + service + "/secrets");
+}
 
 uint64_t LogOffsetSince(const std::string& log_path, std::chrono::system_clock::time_point since) {
   int64_t since_ms =

@@ -40,6 +40,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "runtime/exec/exec_internal.h"
 #include "runtime/podman/command.h"
 #include "runtime/podman/podman_internal.h"
 #include "runtime/runtime.h"
@@ -361,13 +362,22 @@ class PodmanDriver final : public Driver {
     const std::string name = ContainerName(options_.lab_name, spec.service, spec.spec_hash);
     TRY(EnsureImage(spec));
 
+    // Files (secrets) go into the service's own directory, mounted read-only
+    // at /run/secrets.
+    StartSpec with_files = spec;
+    if (!spec.files.empty()) {
+      const std::string dir = options_.run_dir + "/" + spec.service + "/secrets";
+      TRY(exec_internal::WriteServiceFiles(dir, spec, std::nullopt));
+      with_files.mounts.push_back({dir, "/run/secrets", true});
+    }
+
     TempEnvFile env_file;
     std::string env_content = EnvFileContent(spec.env);
     if (!env_content.empty()) {
       TRY(env_file.Create(options_.run_dir, env_content));
     }
     ASSIGN_OR_RETURN(std::vector<std::string> args,
-                     BuildRunArgs(options_.lab_name, spec, env_file.path()));
+                     BuildRunArgs(options_.lab_name, with_files, env_file.path()));
 
     CommandResult run;
     for (int attempt = 0;; ++attempt) {
@@ -383,7 +393,8 @@ class PodmanDriver final : public Driver {
       return FailedPrecondition(fmt::format(
           "{}: podman run failed for container {} (image {}): {}; check this service's ports, "
           "mounts, user and limits in the spec (a host port may already be taken)",
-          where, name, spec.image, RedactEnv(PodmanErrorText(run.err), spec.env)));
+          where, name, spec.image,
+          Redact(RedactEnv(PodmanErrorText(run.err), spec.env), spec.sensitive)));
     }
 
     Instance instance;
@@ -400,7 +411,7 @@ class PodmanDriver final : public Driver {
     instance.started = SystemClock().Now();
     for (const std::string& line : Lines(run.err)) {
       if (Contains(line, "level=warning")) {
-        instance.warnings.push_back(RedactEnv(Trim(line), spec.env));
+        instance.warnings.push_back(Redact(RedactEnv(Trim(line), spec.env), spec.sensitive));
       }
     }
     // Fill started / running from podman itself: a container that exits at
