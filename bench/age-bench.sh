@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Times Hearth's native age implementation against the age CLI, in the same run, on the same
-# random data: `age -r R -o OUT IN` vs `hearth secret encrypt IN -r R -o OUT`, and
+# random data: `age -r R -o OUT IN` vs `hearth secret encrypt -r R -o OUT IN`, and
 # `age -d -i KEY -o OUT IN` vs `hearth secret decrypt -i KEY -o OUT < IN` (both decrypt the same
 # file, the one age wrote). Builds nothing: give it a release build of hearth.
 #
@@ -85,9 +85,9 @@ for ((i = 1; i <= runs; i++)); do
   # Alternate which program goes first, so neither always gets the warmer cache.
   if ((i % 2)); then
     measure age_encrypt age -r "$recipient" -o age.age in
-    measure hearth_encrypt "$hearth" secret encrypt in -r "$recipient" -o hearth.age
+    measure hearth_encrypt "$hearth" secret encrypt -r "$recipient" -o hearth.age in
   else
-    measure hearth_encrypt "$hearth" secret encrypt in -r "$recipient" -o hearth.age
+    measure hearth_encrypt "$hearth" secret encrypt -r "$recipient" -o hearth.age in
     measure age_encrypt age -r "$recipient" -o age.age in
   fi
   rm -f hearth.out age.out
@@ -107,7 +107,7 @@ for ((i = 1; i <= runs; i++)); do
       cmp -s in hearth.out || die "hearth decrypt output differs from the input"
       rm -f hearth.out
       # The INPUT-argument form, once (see the note at the top).
-      measure hearth_decrypt_arg "$hearth" secret decrypt hearth.age -i key -o hearth.out
+      measure hearth_decrypt_arg "$hearth" secret decrypt -i key -o hearth.out hearth.age
       cmp -s in hearth.out || die "hearth cannot decrypt its own file"
     fi
     rm -f age.out

@@ -464,9 +464,16 @@ int RunSopsDecrypt(const GlobalOptions& g, const SecretDecryptArgs& a) {
     text = std::move(all).value();
     source = "<stdin>";
   } else {
+    // Only the start decides: an age file (possibly GiBs) is streamed by
+    // RunAgeDecrypt, never read whole.
+    int fd = ::open(a.input.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      auto head = ReadHead(fd, 4096);
+      ::close(fd);
+      if (head.ok() && InputIsAge(*head)) return RunAgeDecrypt(g, a);
+    }
     auto all = ReadFile(a.input);
     if (!all.ok()) return ReportError(all.status());
-    if (InputIsAge(std::string_view(*all).substr(0, 4096))) return RunAgeDecrypt(g, a);
     text = std::move(all).value();
     source = a.input;
   }

@@ -172,7 +172,6 @@ TEST_F(AgeCli, EncryptToRecipientsBinaryAndArmor) {
   std::string rb = Keygen("b.txt");
   std::string plaintext = Pseudorandom(200000);
   WriteFile(Path("plain"), plaintext);
-  // INPUT first: see the report about -r consuming a following INPUT.
   RunResult bin =
       Hearth({"secret", "encrypt", Path("plain"), "-r", ra, "-r", rb, "-o", Path("plain.age")});
   ASSERT_EQ(bin.exit_code, 0) << bin.Describe();
@@ -188,6 +187,20 @@ TEST_F(AgeCli, EncryptToRecipientsBinaryAndArmor) {
   ASSERT_TRUE(pt.ok()) << pt.status().ToString();
   EXPECT_TRUE(pt->view() == plaintext);
   ExpectOnlyFiles({"a.txt", "b.txt", "plain", "plain.age"});
+}
+
+TEST_F(AgeCli, AgeStyleFlagOrder) {
+  // Flags before INPUT, as with age: -r/-i take one value each, never INPUT.
+  std::string ra = Keygen("a.txt");
+  std::string rb = Keygen("b.txt");
+  WriteFile(Path("plain"), "flag order");
+  RunResult r =
+      Hearth({"secret", "encrypt", "-r", ra, "-r", rb, "-o", Path("c.age"), Path("plain")});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(OpenWith("c.age", KeyOptions("b.txt")), "flag order");
+  DECRYPT_OR_SKIP(d, {"-i", Path("a.txt"), Path("c.age")});
+  EXPECT_EQ(d.exit_code, 0) << d.Describe();
+  EXPECT_EQ(d.out, "flag order");
 }
 
 TEST_F(AgeCli, EncryptRecipientsFileAndStdin) {
