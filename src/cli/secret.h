@@ -61,6 +61,10 @@ int RunSopsSet(const GlobalOptions& g, const SecretFileArgs& a);
 int RunSopsRotate(const GlobalOptions& g, const SecretFileArgs& a);
 int RunSopsUpdateKeys(const GlobalOptions& g, const SecretFileArgs& a);
 
+// The lab's secrets.identity as a path ("" when the lab sets none or does not
+// load). Consulted after -i and HEARTH_AGE_KEY_FILE, before SOPS's places.
+std::string LabIdentityFile(const GlobalOptions& g);
+
 // True when the input (its first bytes) is an age file, binary or armored.
 bool InputIsAge(std::string_view head);
 

@@ -216,9 +216,11 @@ std::string Env(const char* name) {
 }
 
 // Identities for decrypt: -i files, else (in this order, first one set)
-// HEARTH_AGE_KEY_FILE, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, then the SOPS default
-// keys.txt. `looked` lists where it looked when nothing was found.
-Result<std::vector<age::Identity>> FindIdentities(const std::vector<std::string>& files,
+// HEARTH_AGE_KEY_FILE, the lab's secrets.identity, SOPS_AGE_KEY,
+// SOPS_AGE_KEY_FILE, then the SOPS default keys.txt. `looked` lists where it
+// looked when nothing was found.
+Result<std::vector<age::Identity>> FindIdentities(const GlobalOptions& g,
+                                                  const std::vector<std::string>& files,
                                                   std::vector<std::string>* looked) {
   std::vector<age::Identity> out;
   auto load_file = [&](const std::string& path, const std::string& via) -> Status {
@@ -238,6 +240,11 @@ Result<std::vector<age::Identity>> FindIdentities(const std::vector<std::string>
     return out;
   }
   looked->push_back("HEARTH_AGE_KEY_FILE (not set)");
+  if (std::string f = LabIdentityFile(g); !f.empty()) {
+    TRY(load_file(f, "the lab's secrets.identity"));
+    return out;
+  }
+  looked->push_back("the lab's secrets.identity (not set)");
   if (const char* inline_keys = std::getenv("SOPS_AGE_KEY");
       inline_keys != nullptr && inline_keys[0] != '\0') {
     ASSIGN_OR_RETURN(out, age::ParseIdentities(inline_keys, "SOPS_AGE_KEY"));
@@ -502,11 +509,11 @@ int RunAgeEncrypt(const GlobalOptions&, const SecretEncryptArgs& a) {
 
 // ----- decrypt -----
 
-int RunAgeDecrypt(const GlobalOptions&, const SecretDecryptArgs& a) {
+int RunAgeDecrypt(const GlobalOptions& g, const SecretDecryptArgs& a) {
   DisableCoreDumps();
   if (a.in_place) return UsageError("--in-place works on SOPS files only");
   std::vector<std::string> looked;
-  auto ids = FindIdentities(a.identity_files, &looked);
+  auto ids = FindIdentities(g, a.identity_files, &looked);
   if (!ids.ok()) return ReportError(ids.status());
 
   age::DecryptOptions opts;

@@ -192,8 +192,6 @@ struct Identities {
   std::string where;  // for messages
 };
 
-std::string LabIdentity(const GlobalOptions& g);
-
 // -i files, else HEARTH_AGE_KEY_FILE, else the lab's secrets.identity, else
 // SOPS's places.
 Result<Identities> LoadIdentities(const GlobalOptions& g, const std::vector<std::string>& files) {
@@ -215,7 +213,7 @@ Result<Identities> LoadIdentities(const GlobalOptions& g, const std::vector<std:
   }
   std::string where_hearth = "HEARTH_AGE_KEY_FILE=" + src.hearth_key_file;
   if (src.hearth_key_file.empty()) {
-    src.hearth_key_file = LabIdentity(g);
+    src.hearth_key_file = LabIdentityFile(g);
     where_hearth = "the lab's secrets.identity (" + src.hearth_key_file + ")";
   }
   out.where = sops::DescribeIdentitySource(src);
@@ -261,15 +259,6 @@ LabSecrets LoadLabSecrets(const GlobalOptions& g) {
     }
   }
   return out;
-}
-
-// The lab's secrets.identity as a path ("" when the lab sets none or does
-// not load).
-std::string LabIdentity(const GlobalOptions& g) {
-  spec::LoadResult r = spec::LoadLab(g.lab_dir);
-  if (!r.lab || r.lab->secrets.identity.empty()) return "";
-  const std::string& id = r.lab->secrets.identity;
-  return id[0] == '/' ? id : r.lab->root + "/" + id;
 }
 
 Result<std::string> ResolveFile(const GlobalOptions& g, const std::string& file) {
@@ -764,6 +753,13 @@ int RunSopsUpdateKeys(const GlobalOptions& g, const SecretFileArgs& a) {
   for (const auto& n : added) std::printf("%s: added %s\n", path->c_str(), n.c_str());
   for (const auto& n : removed) std::printf("%s: removed %s\n", path->c_str(), n.c_str());
   return kExitOk;
+}
+
+std::string LabIdentityFile(const GlobalOptions& g) {
+  spec::LoadResult r = spec::LoadLab(g.lab_dir);
+  if (!r.lab || r.lab->secrets.identity.empty()) return "";
+  const std::string& id = r.lab->secrets.identity;
+  return id[0] == '/' ? id : r.lab->root + "/" + id;
 }
 
 }  // namespace hearth::cli
