@@ -4,10 +4,10 @@
 # `age -d -i KEY -o OUT IN` vs `hearth secret decrypt -i KEY -o OUT < IN` (both decrypt the same
 # file, the one age wrote). Builds nothing: give it a release build of hearth.
 #
-# hearth decrypt reads IN from stdin: `hearth secret decrypt` first decides between SOPS and age
-# (secret_sops.cc), and for a stdin that is a file it looks at the first 4 KiB, rewinds and
-# hands over to the streaming age code. With IN as an argument it currently reads the whole
-# file into memory first; that form is timed once, on the first run, and shown separately.
+# hearth decrypt reads IN from stdin, like age's usual pipe use: `hearth secret decrypt` first
+# decides between SOPS and age from the first 4 KiB (secret_sops.cc), rewinds and hands over
+# to the streaming age code. The IN-argument form streams the same way; it is timed once, on
+# the first run, and shown separately as a check.
 #
 # Usage: bench/age-bench.sh [HEARTH_BIN] [RUNS]
 #   HEARTH_BIN  default build/release/hearth (build: cmake --preset release && cmake --build
