@@ -127,37 +127,10 @@ sops::Format DetectFormat(const std::string& text) {
   return nlohmann::json::accept(text) ? sops::Format::kJson : sops::Format::kYaml;
 }
 
-// Writes via a temp file in the same directory, then rename.
+// Writes via a temp file in the same directory (created with `mode`), then
+// rename.
 Status WriteAtomic(const std::string& path, std::string_view data, mode_t mode) {
-  std::filesystem::path p(path);
-  std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
-  std::string tmpl = dir + "/." + p.filename().string() + ".tmp.XXXXXX";
-  int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) return Unavailable(path + ": cannot create a temp file next to it: " + std::strerror(errno));
-  ::fchmod(fd, mode);
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmpl.c_str());
-      return Unavailable(path + ": write failed: " + std::strerror(err));
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int err = errno;
-    ::unlink(tmpl.c_str());
-    return Unavailable(path + ": fsync/close failed: " + std::strerror(err));
-  }
-  if (::rename(tmpl.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmpl.c_str());
-    return Unavailable(path + ": rename failed: " + std::strerror(err));
-  }
-  return Status::Ok();
+  return WriteFileAtomic(path, data, mode);
 }
 
 // The mode of an existing file, else `fallback`.

@@ -247,8 +247,10 @@ void DisableCoreDumps();
 // Reads a whole file. NotFound when missing, Unavailable on other I/O errors;
 // the message names the path.
 Result<std::string> ReadFile(const std::string& path);
-// Writes via a temp file + rename so a crash never leaves a torn file.
-Status WriteFileAtomic(const std::string& path, std::string_view data);
+// Writes via a temp file + rename so a crash never leaves a torn file. The
+// temp file is created with `mode` (then set exactly, whatever the umask),
+// so data meant to be private is never readable by others, even briefly.
+Status WriteFileAtomic(const std::string& path, std::string_view data, unsigned mode = 0644);
 
 // ---------------------------------------------------------------------------
 // Output
