@@ -131,7 +131,9 @@ TEST(CliHelpTest, EveryCommandHasHelp) {
   const std::vector<std::vector<std::string>> commands = {
       {"validate"}, {"plan"},          {"apply"},           {"status"}, {"events"},
       {"state"},    {"state", "info"}, {"state", "unlock"}, {"version"}, {"up"},
-      {"down"},     {"restart"},       {"logs"}};
+      {"down"},     {"restart"},       {"logs"},            {"secret"}, {"secret", "keygen"},
+      {"secret", "encrypt"}, {"secret", "decrypt"}, {"secret", "edit"}, {"secret", "get"},
+      {"secret", "set"},     {"secret", "rotate"},  {"secret", "updatekeys"}};
   for (const auto& cmd : commands) {
     std::string name;
     for (const auto& c : cmd) name += (name.empty() ? "" : " ") + c;
