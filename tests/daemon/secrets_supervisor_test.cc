@@ -165,10 +165,13 @@ TEST_F(SecretsSupervisorTest, WithoutSecretsOnlyTheirUsersFailAndSayWhy) {
                   "  - { name: a, command: /bin/sleep, args: [\"30\"], env: { X: \"${secret:db.password}\" } }\n"
                   "  - { name: c, command: /bin/sleep, args: [\"32\"] }\n");
   sup_->SetSecrets(nullptr, NotFound("no age identity found (looked in SOPS_AGE_KEY, ...)"));
+  // (Find refreshes the snapshot, so each result is used before the next call.)
+  auto phase = [&](const std::string& name) {
+    const ServiceStatus* s = Find(name);
+    return s ? s->phase : Phase::kPending;
+  };
   ASSERT_TRUE(RunUntil(*lab, [&] {
-    const ServiceStatus* c = Find("c");
-    const ServiceStatus* a = Find("a");
-    return c && c->phase == Phase::kHealthy && a && a->phase == Phase::kFailed;
+    return phase("c") == Phase::kHealthy && phase("a") == Phase::kFailed;
   }));
   std::string err = Find("a")->last_error;
   EXPECT_NE(err.find("could not be decrypted"), std::string::npos) << err;
