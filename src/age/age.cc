@@ -639,11 +639,11 @@ std::string Identity::Recipient() const {
   return r.Encode();
 }
 
-Result<std::vector<Identity>> ParseIdentities(std::string_view text, std::string_view source) {
-  if (text.size() > kMaxKeyFileSize) {
-    return InvalidArgument(std::string(source) + ": identity file is larger than 16 MiB");
-  }
-  std::vector<Identity> out;
+// Parses every line of a key file that is not empty or a '#' comment with
+// T::Parse; an error names the line and the file.
+template <typename T>
+Result<std::vector<T>> ParseKeyLines(std::string_view text, std::string_view source) {
+  std::vector<T> out;
   size_t line_no = 0;
   size_t pos = 0;
   while (pos < text.size()) {
@@ -653,13 +653,21 @@ Result<std::vector<Identity>> ParseIdentities(std::string_view text, std::string
     ++line_no;
     std::string_view t = TrimSpace(line);
     if (t.empty() || t[0] == '#') continue;
-    auto id = Identity::Parse(t);
-    if (!id.ok()) {
+    auto parsed = T::Parse(t);
+    if (!parsed.ok()) {
       return InvalidArgument("line " + std::to_string(line_no) + " of " + std::string(source) +
-                             ": " + id.status().message());
+                             ": " + parsed.status().message());
     }
-    out.push_back(std::move(id).value());
+    out.push_back(std::move(parsed).value());
   }
+  return out;
+}
+
+Result<std::vector<Identity>> ParseIdentities(std::string_view text, std::string_view source) {
+  if (text.size() > kMaxKeyFileSize) {
+    return InvalidArgument(std::string(source) + ": identity file is larger than 16 MiB");
+  }
+  ASSIGN_OR_RETURN(std::vector<Identity> out, ParseKeyLines<Identity>(text, source));
   if (out.empty()) {
     return InvalidArgument(std::string(source) +
                            ": no identities found (expected AGE-SECRET-KEY-1... lines)");
@@ -715,23 +723,7 @@ Result<std::vector<Recipient>> ParseRecipients(std::string_view text, std::strin
   if (text.size() > kMaxKeyFileSize) {
     return InvalidArgument(std::string(source) + ": recipients file is larger than 16 MiB");
   }
-  std::vector<Recipient> out;
-  size_t line_no = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    std::string_view line = text.substr(pos, nl == std::string_view::npos ? nl : nl - pos);
-    pos = nl == std::string_view::npos ? text.size() : nl + 1;
-    ++line_no;
-    std::string_view t = TrimSpace(line);
-    if (t.empty() || t[0] == '#') continue;
-    auto r = Recipient::Parse(t);
-    if (!r.ok()) {
-      return InvalidArgument("line " + std::to_string(line_no) + " of " + std::string(source) +
-                             ": " + r.status().message());
-    }
-    out.push_back(*r);
-  }
+  ASSIGN_OR_RETURN(std::vector<Recipient> out, ParseKeyLines<Recipient>(text, source));
   if (out.empty()) {
     return InvalidArgument(std::string(source) + ": no recipients found (expected age1... lines)");
   }

@@ -16,17 +16,6 @@ Value Plain(const std::string& text, Format f = Format::kYaml) {
   return v.ok() ? std::move(v).value() : Value{};
 }
 
-bool Same(const Value& a, const Value& b) {
-  if (a.kind != b.kind || a.text.view() != b.text.view()) return false;
-  if (a.map.size() != b.map.size() || a.list.size() != b.list.size()) return false;
-  for (size_t i = 0; i < a.map.size(); ++i) {
-    if (a.map[i].first != b.map[i].first || !Same(a.map[i].second, b.map[i].second)) return false;
-  }
-  for (size_t i = 0; i < a.list.size(); ++i) {
-    if (!Same(a.list[i], b.list[i])) return false;
-  }
-  return true;
-}
 
 TEST(SopsDocumentTest, YamlTypesAndOrder) {
   Value v = Plain(
@@ -106,7 +95,7 @@ TEST(SopsDocumentTest, YamlQuotingRoundTrips) {
     std::string text = SerializePlain(doc, f);
     auto back = ParsePlain(text, f, "round-trip");
     ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << text;
-    EXPECT_TRUE(Same(doc, *back)) << text;
+    EXPECT_TRUE(Equal(doc, *back)) << text;
   }
 }
 
@@ -125,7 +114,7 @@ TEST(SopsDocumentTest, FloatsAndIntsKeepTheirType) {
   std::string text = SerializePlain(v, Format::kYaml);
   EXPECT_EQ(text, "f: 1.0\nbig: 1000000000000000000000\ni: 7\n");
   Value back = Plain(text);
-  EXPECT_TRUE(Same(v, back));
+  EXPECT_TRUE(Equal(v, back));
   // JSON: integral floats are written like Go's encoding/json.
   Value j = Plain("{\"f\": 1.5, \"g\": 2.0, \"i\": 3, \"b\": false, \"n\": null}", Format::kJson);
   EXPECT_EQ(Find(j, "g")->kind, Value::Kind::kFloat);

@@ -44,17 +44,6 @@ Value Plain(const std::string& text, Format f = Format::kYaml) {
   return v.ok() ? std::move(v).value() : Value{};
 }
 
-bool Same(const Value& a, const Value& b) {
-  if (a.kind != b.kind || a.text.view() != b.text.view()) return false;
-  if (a.map.size() != b.map.size() || a.list.size() != b.list.size()) return false;
-  for (size_t i = 0; i < a.map.size(); ++i) {
-    if (a.map[i].first != b.map[i].first || !Same(a.map[i].second, b.map[i].second)) return false;
-  }
-  for (size_t i = 0; i < a.list.size(); ++i) {
-    if (!Same(a.list[i], b.list[i])) return false;
-  }
-  return true;
-}
 
 EncryptedFile EncryptFixed(const Value& plain, Format f = Format::kYaml, EncryptOptions o = {}) {
   if (o.clock == nullptr) o.clock = &kClock1;
@@ -114,7 +103,7 @@ TEST(SopsEncryptTest, RoundTripYamlAndJson) {
     EncryptedFile file = Reparse(EncryptFixed(plain, f));
     auto back = Decrypt(file, FixedKey(), "secrets");
     ASSERT_TRUE(back.ok()) << back.status().ToString();
-    EXPECT_TRUE(Same(plain, *back)) << SerializePlain(*back, Format::kYaml);
+    EXPECT_TRUE(Equal(plain, *back)) << SerializePlain(*back, Format::kYaml);
     EXPECT_EQ(Find(*back, "db.port")->kind, Value::Kind::kInt);
     EXPECT_EQ(Find(*back, "db.ratio")->kind, Value::Kind::kFloat);
     EXPECT_EQ(Find(*back, "db.enabled")->kind, Value::Kind::kBool);
@@ -271,11 +260,11 @@ TEST(SopsSelectorTest, EachSelectorPerKeyComponent) {
     }
     for (const auto& p : c.clear) {
       EXPECT_FALSE(internal::LooksEncrypted(Text(file, p))) << p;
-      EXPECT_TRUE(Same(*Find(file.tree, p), *Find(plain, p))) << p;
+      EXPECT_TRUE(Equal(*Find(file.tree, p), *Find(plain, p))) << p;
     }
     auto back = Decrypt(file, FixedKey(), "s");
     ASSERT_TRUE(back.ok()) << back.status().ToString();
-    EXPECT_TRUE(Same(plain, *back));
+    EXPECT_TRUE(Equal(plain, *back));
   }
 }
 
@@ -392,7 +381,7 @@ TEST(SopsReencryptTest, UnchangedValuesKeepTheirCiphertext) {
   EXPECT_NE(after->metadata.mac, before.metadata.mac);
   auto back = Decrypt(Reparse(*after), FixedKey(), "s");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
-  EXPECT_TRUE(Same(*back, edited));
+  EXPECT_TRUE(Equal(*back, edited));
   // A value moved to another key path gets a new ciphertext (its AAD changed).
   Value moved = plain.Clone();
   moved.map[0].first = "database";
@@ -561,7 +550,7 @@ TEST(SopsAgeTest, EncryptDataKeyDecrypt) {
     EXPECT_EQ(key->size(), 32u);
     auto d = Decrypt(back, *key, "s.yaml");
     ASSERT_TRUE(d.ok()) << d.status().ToString();
-    EXPECT_TRUE(Same(*d, plain));
+    EXPECT_TRUE(Equal(*d, plain));
   }
   // A stranger's identity: the error lists the file's recipients.
   Keys stranger = MakeKeys(1);
@@ -599,7 +588,7 @@ TEST(SopsAgeTest, RotateChangesDataKeyAndEveryCiphertext) {
   EXPECT_NE(rotated->metadata.age[0].enc, file->metadata.age[0].enc);
   auto d = Decrypt(*rotated, *new_key, "s");
   ASSERT_TRUE(d.ok()) << d.status().ToString();
-  EXPECT_TRUE(Same(*d, Plain(kDoc)));
+  EXPECT_TRUE(Equal(*d, Plain(kDoc)));
   EXPECT_FALSE(Decrypt(*rotated, *old_key, "s").ok());
 }
 
