@@ -34,6 +34,10 @@ PACKAGES=(
   # compare against; zlib headers for the age test vectors' compressed bodies; GNU time
   # (/usr/bin/time -v) for the benchmark's max RSS.
   age zlib1g-dev time
+  # Backups (`hearth repo`, restic-compatible repositories): zstd and libsodium headers for the
+  # engine; the restic (0.14) and borg (borgbackup 1.2) CLIs, the real peers that the interop
+  # tests (tests/repo) and bench/backup/run.sh compare against.
+  libzstd-dev libsodium-dev restic borgbackup
   # Tooling: formatter and linter (version 14 on bookworm; see .clang-format / .clang-tidy).
   clang-format clang-tidy
 )
