@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   RegisterRestart(app, g, run);
   RegisterLogs(app, g, run);
   RegisterSecret(app, g, run);
+  RegisterRepo(app, g, run);
   RegisterStatus(app, g, run);
   RegisterEvents(app, g, run);
   RegisterState(app, g, run);
