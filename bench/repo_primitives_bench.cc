@@ -8,6 +8,7 @@
 // Rates are reported as bytes_per_second (MB/s = 10^6 bytes/s on the console).
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -15,6 +16,7 @@
 #include "repo/chunker.h"
 #include "repo/crypto.h"
 #include "repo/id.h"
+#include "repo/repository.h"
 
 namespace hearth::repo::bench {
 namespace {
@@ -177,5 +179,50 @@ BENCHMARK(BM_Sha256)->Arg(1 << 20)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace hearth::repo::bench
+
+// The in-memory index: bytes per blob for a repository of 1,000,000 blobs in
+// 40,000 packs (25 blobs per pack, about 1 MiB chunks in 16 MiB packs... and
+// small files), reported as the counter bytes_per_blob. The target is <= 40 B
+// (restic: about 60 B plus garbage-collector headroom).
+static void BM_IndexMemory(benchmark::State& state) {
+  const size_t blobs = static_cast<size_t>(state.range(0));
+  const size_t per_pack = 25;
+  for (auto _ : state) {
+    hearth::repo::MasterIndex index;
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    auto next = [&] {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      return x;
+    };
+    std::vector<hearth::repo::PackBlob> pack_blobs;
+    for (size_t p = 0; p < blobs / per_pack; ++p) {
+      hearth::repo::Id pack;
+      for (size_t i = 0; i < 32; i += 8) {
+        uint64_t v = next();
+        std::memcpy(pack.b.data() + i, &v, 8);
+      }
+      pack_blobs.clear();
+      for (size_t b = 0; b < per_pack; ++b) {
+        hearth::repo::PackBlob pb;
+        for (size_t i = 0; i < 32; i += 8) {
+          uint64_t v = next();
+          std::memcpy(pb.id.b.data() + i, &v, 8);
+        }
+        pb.offset = static_cast<uint32_t>(b << 20);
+        pb.length = 1 << 20;
+        pb.uncompressed_length = 1 << 20;
+        pack_blobs.push_back(pb);
+      }
+      index.AddPack(pack, pack_blobs);
+    }
+    index.Finalize();
+    state.counters["bytes_per_blob"] =
+        static_cast<double>(index.MemoryBytes()) / static_cast<double>(index.size());
+    benchmark::DoNotOptimize(index.Find(hearth::repo::BlobType::kData, pack_blobs[3].id));
+  }
+}
+BENCHMARK(BM_IndexMemory)->Arg(1000000)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 BENCHMARK_MAIN();

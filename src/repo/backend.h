@@ -26,6 +26,17 @@ struct FileInfo {
   uint64_t size = 0;
 };
 
+// A file being written that gets its final name only when complete (packs:
+// their name is the hash of their content). Destroying it uncommitted
+// discards it.
+class TempFile {
+ public:
+  virtual ~TempFile() = default;
+  virtual Status Write(std::string_view data) = 0;
+  // Makes the content durable and stores it under its final name, atomically.
+  virtual Status Commit(FileType t, const std::string& name) = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -47,6 +58,10 @@ class Backend {
   // files left by a crash) are skipped.
   virtual Status List(FileType t, const std::function<void(const FileInfo&)>& fn) = 0;
   virtual bool IsLocal() const { return false; }
+  // A temp file for streaming a large file out. The default keeps the bytes in
+  // memory and calls Save on Commit; the local backend writes to disk as it goes,
+  // so a 16 MiB pack never sits in memory.
+  virtual Result<std::unique_ptr<TempFile>> CreateTemp();
 };
 
 // The local directory backend. Save writes <name>-tmp-<random> in the target

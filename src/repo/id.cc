@@ -1,5 +1,6 @@
 #include "repo/id.h"
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 namespace hearth::repo {
@@ -34,6 +35,20 @@ std::optional<Id> Id::FromHex(std::string_view hex) {
 Id Id::Hash(const void* data, size_t size) {
   Id id;
   SHA256(static_cast<const unsigned char*>(data), size, id.b.data());
+  return id;
+}
+
+Sha256Stream::Sha256Stream() : ctx_(EVP_MD_CTX_new()) {
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void Sha256Stream::Update(const void* data, size_t size) {
+  EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, size);
+}
+Id Sha256Stream::Finish() {
+  Id id;
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), id.b.data(), &n);
   return id;
 }
 

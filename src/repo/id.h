@@ -34,6 +34,20 @@ struct Id {
   static Id Hash(std::string_view data) { return Hash(data.data(), data.size()); }
 };
 
+// Incremental SHA-256 (OpenSSL EVP; SHA-NI where the CPU has it).
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void Update(const void* data, size_t size);
+  Id Finish();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+
 struct IdHash {
   size_t operator()(const Id& id) const {
     size_t h;

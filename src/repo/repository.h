@@ -89,9 +89,9 @@ Result<std::vector<PackBlob>> DecodePackHeader(std::string_view plain, bool allo
 Result<std::vector<PackBlob>> ReadPackHeader(const MasterKey& key, std::string_view pack,
                                              bool allow_compressed);
 
-// The compact in-memory index: 48 bytes per blob in a sorted array (interpolation
-// search; SHA-256 IDs are uniform), plus a hash map for blobs added since the
-// last Finalize.
+// The compact in-memory index: 48 bytes per blob in one array sorted by ID
+// (binary search, no per-entry allocation or hash-table slack), plus a hash map
+// for blobs added since the last Finalize.
 class MasterIndex {
  public:
   MasterIndex() = default;
@@ -143,6 +143,10 @@ struct RepoOptions {
   unsigned threads = 0;          // 0 = hardware concurrency
   bool dry_run = false;          // compute everything, store no packs or index files
 };
+
+// Tunes the C allocator for streaming megabyte buffers (once per process).
+// Backup, restore and check call it.
+void TuneAllocator();
 
 // Progress/callback for long operations: (done, total) in units the caller knows.
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
@@ -218,7 +222,8 @@ class Repository {
   Repository() = default;
   struct Packer;
   Status WritePack(std::unique_ptr<Packer> p);
-  Result<std::string> EncodeBlob(BlobType t, std::string_view plain, uint32_t* ulen);
+  // Returns plain itself, or its zstd form in a thread-local buffer (*ulen set).
+  std::string_view CompressBlob(BlobType t, std::string_view plain, uint32_t* ulen);
 
   std::unique_ptr<Backend> be_;
   Config config_;

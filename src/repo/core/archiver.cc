@@ -200,8 +200,10 @@ class Archiver {
       : repo_(repo), opts_(opts), progress_(progress) {
     tables_ = TablesFor(repo.config().chunker_polynomial);
     unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-    threads_ = repo.options().threads ? repo.options().threads : hw + 2;
-    blob_limit_ = std::max<size_t>(64u << 20, size_t{hw} * (16u << 20));
+    // One more worker than cores keeps the CPUs busy while a worker waits on
+    // a read or a pack write; more only adds buffers (memory) without speed.
+    threads_ = repo.options().threads ? repo.options().threads : hw;
+    blob_limit_ = std::max<size_t>(16u << 20, size_t{hw} * (8u << 20));
     capture_.with_atime = opts_.with_atime;
   }
 
@@ -450,7 +452,10 @@ void Archiver::ProcessFile(DirJob* dir, size_t slot) {
   }
   static const std::string kZeroChunk(kChunkMinSize, '\0');
   static const Id kZeroId = Id::Hash(kZeroChunk);
-  auto emit = [&](std::string&& data) {
+  // data points into the read buffer, which is reused: a blob handed to
+  // another worker gets its own exactly sized copy (so memory in flight is
+  // what the blobs need, not a chunk-sized buffer each).
+  auto emit = [&](std::string_view data) {
     Id id = Id::Hash(data);
     node.content.push_back(id);
     c_.bytes_done += data.size();
@@ -465,7 +470,7 @@ void Archiver::ProcessFile(DirJob* dir, size_t slot) {
     pool_->Throttle(blob_limit_);
     ++fs->outstanding;
     pool_->PushBlob(
-        [this, id, d = std::move(data), fs, finish]() {
+        [this, id, d = std::string(data), fs, finish]() {
           auto r = repo_.SaveBlob(BlobType::kData, id, d);
           if (!r.ok()) Fail(r.status());
           finish(fs);
@@ -474,7 +479,9 @@ void Archiver::ProcessFile(DirJob* dir, size_t slot) {
   };
   bool ok = true;
   uint64_t read_total = 0;
-  if (node.size < kSmallFile) chunk.reserve(node.size + 1);
+  // Room for a whole chunk up front: growing the buffer read by read would
+  // copy each chunk several times.
+  chunk.reserve(node.size < kSmallFile ? node.size + 1 : std::min<uint64_t>(node.size, kChunkMaxSize) + kReadBlock);
   while (!failed_) {
     if (maybe_sparse && chunk.empty()) {
       // At a chunk boundary: a hole of >= 512 KiB gives a known zero chunk.
@@ -520,14 +527,12 @@ void Archiver::ProcessFile(DirJob* dir, size_t slot) {
       size_t cut = chunker.FindCut(reinterpret_cast<const uint8_t*>(chunk.data()) + pos, chunk.size() - pos);
       if (cut == 0) break;
       size_t end = pos + cut;
-      std::string rest = chunk.substr(end);
-      chunk.resize(end);
-      emit(std::move(chunk));
-      chunk = std::move(rest);
+      emit(std::string_view(chunk).substr(0, end));
+      chunk.erase(0, end);  // the rest (< one read block) moves to the front
       pos = 0;
     }
   }
-  if (ok && !chunk.empty()) emit(std::move(chunk));
+  if (ok && !chunk.empty()) emit(chunk);
   ::close(fd);
   if (!ok) {
     dir->drop[slot] = 1;
@@ -831,6 +836,7 @@ Result<BackupResult> Archiver::Run() {
 }  // namespace
 
 Result<BackupResult> Backup(Repository& repo, const BackupOptions& opts, const ProgressSink& progress) {
+  TuneAllocator();
   Archiver a(repo, opts, progress);
   return a.Run();
 }

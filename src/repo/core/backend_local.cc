@@ -27,6 +27,28 @@ const char* FileTypeDir(FileType t) {
 
 namespace {
 
+class MemoryTempFile : public TempFile {
+ public:
+  explicit MemoryTempFile(Backend* be) : be_(be) {}
+  Status Write(std::string_view data) override {
+    buf_.append(data);
+    return Status::Ok();
+  }
+  Status Commit(FileType t, const std::string& name) override { return be_->Save(t, name, buf_); }
+
+ private:
+  Backend* be_;
+  std::string buf_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<TempFile>> Backend::CreateTemp() {
+  return std::unique_ptr<TempFile>(new MemoryTempFile(this));
+}
+
+namespace {
+
 bool IsHexName(std::string_view n) {
   if (n.size() != 64) return false;
   for (char c : n) {
@@ -67,6 +89,54 @@ Status FsyncDir(const std::string& dir) {
   if (::fsync(fd) != 0 && errno != EINVAL) return Errno("fsync directory", dir, errno);
   return Status::Ok();
 }
+
+class LocalTempFile : public TempFile {
+ public:
+  LocalTempFile(std::string path, int fd, std::function<std::string(FileType, const std::string&)> dir,
+                std::function<std::string(FileType, const std::string&)> final_path)
+      : path_(std::move(path)), fd_(fd), dir_(std::move(dir)), final_(std::move(final_path)) {}
+  ~LocalTempFile() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(path_.c_str());
+  }
+  Status Write(std::string_view data) override {
+    const char* p = data.data();
+    size_t left = data.size();
+    while (left > 0) {
+      ssize_t n = ::write(fd_, p, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Errno("write", path_, errno);
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  }
+  Status Commit(FileType t, const std::string& name) override {
+    if (::fdatasync(fd_) != 0) return Errno("fsync", path_, errno);
+    if (::fchmod(fd_, 0400) != 0) return Errno("chmod", path_, errno);
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) return Errno("close", path_, errno);
+    std::string dir = dir_(t, name);
+    std::string final_path = final_(t, name);
+    if (::rename(path_.c_str(), final_path.c_str()) != 0) {
+      if (errno != ENOENT || ::mkdir(dir.c_str(), 0700) != 0 ||
+          ::rename(path_.c_str(), final_path.c_str()) != 0) {
+        return Errno("rename", path_, errno);
+      }
+    }
+    committed_ = true;
+    return FsyncDir(dir);
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+  std::function<std::string(FileType, const std::string&)> dir_, final_;
+  bool committed_ = false;
+};
 
 class LocalBackend : public Backend {
  public:
@@ -134,6 +204,27 @@ class LocalBackend : public Backend {
     if (::close(c.release()) != 0) return fail("close", errno);
     if (::rename(tmp.c_str(), final_path.c_str()) != 0) return fail("rename", errno);
     return FsyncDir(dir);
+  }
+
+  Result<std::unique_ptr<TempFile>> CreateTemp() override {
+    // In data/00 (it exists in every repository restic or Hearth created), named
+    // so that no lister takes it for a pack (not 64 hex characters).
+    std::string dir = root_ + "/data/00";
+    uint8_t rnd[8];
+    RandomBytes(rnd, sizeof rnd);
+    std::string path = dir + "/pack";
+    for (uint8_t b : rnd) path += fmt::format("{:02x}", b);
+    path += "-tmp";
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {
+      ::mkdir((root_ + "/data").c_str(), 0700);
+      ::mkdir(dir.c_str(), 0700);
+      fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    }
+    if (fd < 0) return Errno("create", path, errno);
+    return std::unique_ptr<TempFile>(new LocalTempFile(
+        path, fd, [this](FileType t, const std::string& n) { return Dir(t, n); },
+        [this](FileType t, const std::string& n) { return PathOf(t, n); }));
   }
 
   Result<std::string> Load(FileType t, const std::string& name, uint64_t offset,

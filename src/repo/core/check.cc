@@ -411,7 +411,6 @@ class Checker {
           fmt::format("data/: the pack files cannot be listed ({}); check that the repository "
                       "location is reachable and readable",
                       ls.message()));
-      packs_listed_ = false;
       return;
     }
     for (const auto& [pack, info] : packs_) {
@@ -919,7 +918,7 @@ class Checker {
   // that read-data holds at most about two packs per thread in memory.
   void RunPool(size_t items, const std::function<void()>& work) {
     unsigned threads = repo_.options().threads;
-    if (threads == 0) threads = std::max(2u, std::thread::hardware_concurrency());
+    if (threads == 0) threads = std::max(2u, std::thread::hardware_concurrency() + 1);
     threads = std::min<unsigned>(threads, 16);
     std::vector<std::thread> pool;
     for (unsigned t = 1; t < threads && t < items; ++t) pool.emplace_back(work);
@@ -943,7 +942,6 @@ class Checker {
   std::unordered_map<Id, PackInfo, IdHash> packs_;
   std::vector<DuplicatePack> duplicate_packs_;
   std::unordered_map<Id, uint64_t, IdHash> existing_;  // indexed packs on disk: size
-  bool packs_listed_ = true;
   std::unordered_map<Id, PackProblem, IdHash> problems_;
   std::unordered_set<Id, IdHash> damaged_;  // blobs a pack problem made unreadable
 
@@ -959,6 +957,7 @@ class Checker {
 
 Result<CheckResult> Check(Repository& repo, const CheckOptions& opts,
                           const ProgressSink& progress) {
+  TuneAllocator();
   ASSIGN_OR_RETURN(Subset subset, ParseSubset(opts.read_data_subset));
   // restic takes an exclusive lock: prune must not delete packs under us. The
   // caller may ask for a shared one (e.g. to check while a backup runs).

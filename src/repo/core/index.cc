@@ -254,7 +254,8 @@ void MasterIndex::Finalize() {
   has_pending_ = false;
   std::sort(sorted_.begin(), sorted_.end(), [](const Entry& a, const Entry& b) {
     if (a.id != b.id) return a.id < b.id;
-    return a.pack < b.pack;
+    if (a.pack != b.pack) return a.pack < b.pack;
+    return a.offset < b.offset;
   });
   // Identical entries (a pack listed by two index files) are kept once.
   sorted_.erase(std::unique(sorted_.begin(), sorted_.end(),
@@ -263,6 +264,11 @@ void MasterIndex::Finalize() {
                             }),
                 sorted_.end());
   sorted_.shrink_to_fit();
+  packs_.shrink_to_fit();
+  // The pack-ID map only serves loading (a pack listed by two index files gets
+  // one number); packs written later are always new. Dropping it saves about
+  // 64 bytes per pack.
+  pack_ids_ = {};
 }
 
 const MasterIndex::Entry* MasterIndex::FindSorted(BlobType t, const Id& id) const {

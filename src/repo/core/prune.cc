@@ -107,7 +107,9 @@ Result<MaxUnused> ParseMaxUnused(std::string_view text) {
   if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 15) {
     return bad();
   }
-  m.bytes = std::stoull(s) * mult;
+  uint64_t n = std::stoull(s);
+  if (n > kUnlimited / mult) return bad();
+  m.bytes = n * mult;
   return m;
 }
 

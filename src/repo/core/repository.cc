@@ -1,6 +1,7 @@
 // Repository: open/init, keys, unpacked files, blobs and packs.
 #include "repo/repository.h"
 
+#include <malloc.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -83,17 +84,37 @@ ZstdContexts& Zstd() {
   return z;
 }
 
-// Compresses into out (resized); returns false when the result would not be
-// smaller than the input.
-bool Compress(std::string_view in, int level, std::string* out) {
-  out->resize(ZSTD_compressBound(in.size()));
+// A growable raw buffer: unlike std::string it is never zero-filled.
+struct RawBuffer {
+  std::unique_ptr<char[]> p;
+  size_t cap = 0;
+  char* Get(size_t n) {
+    if (cap < n) {
+      p.reset(new char[n]);
+      cap = n;
+    }
+    return p.get();
+  }
+};
+
+// Compresses into buf; empty on failure.
+std::optional<std::string_view> CompressTo(RawBuffer& buf, std::string_view in, int level) {
+  size_t bound = ZSTD_compressBound(in.size());
+  char* out = buf.Get(bound);
   ZSTD_CCtx* c = Zstd().c;
   ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
   ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
   ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
-  size_t n = ZSTD_compress2(c, out->data(), out->size(), in.data(), in.size());
-  if (ZSTD_isError(n)) return false;
-  out->resize(n);
+  size_t n = ZSTD_compress2(c, out, bound, in.data(), in.size());
+  if (ZSTD_isError(n)) return std::nullopt;
+  return std::string_view(out, n);
+}
+
+bool Compress(std::string_view in, int level, std::string* out) {
+  RawBuffer b;
+  auto z = CompressTo(b, in, level);
+  if (!z) return false;
+  out->assign(*z);
   return true;
 }
 
@@ -136,6 +157,21 @@ std::string NowRfc3339() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return FormatNodeTime(LocalNodeTime(ts.tv_sec, static_cast<int32_t>(ts.tv_nsec)));
+}
+
+void TuneAllocator() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Backup, restore and check allocate and free megabyte-sized buffers all
+    // the time. glibc serves those with mmap/munmap by default, so every buffer
+    // costs page faults (seen as seconds of system time per GB). Serving them
+    // from the heap and keeping freed memory for reuse removes that churn; a
+    // single arena lets every thread reuse what any other freed (the buffers are
+    // large and few, so the shared lock costs nothing measurable).
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_ARENA_MAX, 1);
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -409,36 +445,34 @@ Result<std::string> Repository::LoadBlob(BlobType t, const Id& id) {
   return plain;
 }
 
+// An open pack: blobs are streamed to a temp file as they come (the local
+// backend keeps nothing in memory) and hashed on the way; the header goes last.
 struct Repository::Packer {
   BlobType type;
-  std::string buf;
+  std::unique_ptr<TempFile> file;  // null in a dry run
+  Sha256Stream sha;
+  uint64_t size = 0;
   std::vector<PackBlob> blobs;
 };
 
-Result<std::string> Repository::EncodeBlob(BlobType t, std::string_view plain, uint32_t* ulen) {
+std::string_view Repository::CompressBlob(BlobType t, std::string_view plain, uint32_t* ulen) {
   *ulen = 0;
-  thread_local std::string z;
-  std::string_view payload = plain;
-  if (compression_allowed() && !plain.empty()) {
-    int level = t == BlobType::kTree ? 3 : ZstdLevel(opts_.compression);
-    if (level > 0) {
-      bool worth = true;
-      // A quick probe: random (already compressed or encrypted) data does not
-      // shrink; skip the full compression for it and store it raw.
-      if (t == BlobType::kData && plain.size() > (256u << 10)) {
-        std::string probe;
-        worth = Compress(plain.substr(0, 64u << 10), 1, &probe) && probe.size() < (62u << 10);
-      }
-      if (worth && Compress(plain, level, &z) && z.size() + 8 < plain.size()) {
-        *ulen = static_cast<uint32_t>(plain.size());
-        payload = z;
-      }
-    }
+  thread_local RawBuffer z, probe;
+  if (!compression_allowed() || plain.empty()) return plain;
+  int level = t == BlobType::kTree ? 3 : ZstdLevel(opts_.compression);
+  if (level <= 0) return plain;
+  // A quick probe: random (already compressed or encrypted) data does not
+  // shrink; skip the full compression for it and store it raw.
+  if (t == BlobType::kData && plain.size() > (256u << 10)) {
+    auto p = CompressTo(probe, plain.substr(0, 64u << 10), 1);
+    if (!p || p->size() >= (62u << 10)) return plain;
   }
-  std::string out(payload.size() + kCryptoOverhead, '\0');
-  Seal(key_, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
-       reinterpret_cast<uint8_t*>(out.data()));
-  return out;
+  auto c = CompressTo(z, plain, level);
+  if (c && c->size() + 8 < plain.size()) {
+    *ulen = static_cast<uint32_t>(plain.size());
+    return *c;
+  }
+  return plain;
 }
 
 Result<bool> Repository::SaveBlob(BlobType t, const Id& id, std::string_view plain) {
@@ -449,38 +483,66 @@ Result<bool> Repository::SaveBlob(BlobType t, const Id& id, std::string_view pla
     if (!write_error_.ok()) return write_error_;
     if (!inflight_[ti].insert(id).second) return false;
   }
+  // Compression happens on the caller's thread; sealing writes straight into
+  // the pack buffer (no intermediate copy of the blob).
   uint32_t ulen = 0;
-  ASSIGN_OR_RETURN(std::string enc, EncodeBlob(t, plain, &ulen));
+  std::string_view payload = CompressBlob(t, plain, &ulen);
+  size_t enc = payload.size() + kCryptoOverhead;
+  thread_local RawBuffer sealed;
+  char* out = sealed.Get(enc);
+  Seal(key_, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
+       reinterpret_cast<uint8_t*>(out));
   std::unique_ptr<Packer> full;
   {
     std::lock_guard<std::mutex> l(pack_mu_);
+    if (!write_error_.ok()) return write_error_;
     auto& p = open_[ti];
     if (!p) {
       p = std::make_unique<Packer>();
       p->type = t;
-      p->buf.reserve(opts_.pack_size + (1 << 20));
+      if (!opts_.dry_run) {
+        auto f = be_->CreateTemp();
+        if (!f.ok()) {
+          write_error_ = f.status();
+          return f.status();
+        }
+        p->file = std::move(*f);
+      }
     }
-    PackBlob pb{id, t, static_cast<uint32_t>(p->buf.size()), static_cast<uint32_t>(enc.size()), ulen};
-    p->buf += enc;
+    if (p->file) {
+      Status w = p->file->Write(std::string_view(out, enc));
+      if (!w.ok()) {
+        write_error_ = w;
+        return w;
+      }
+    }
+    p->sha.Update(out, enc);
+    PackBlob pb{id, t, static_cast<uint32_t>(p->size), static_cast<uint32_t>(enc), ulen};
+    p->size += enc;
     p->blobs.push_back(pb);
     bytes_added_ += plain.size();
-    bytes_added_packed_ += enc.size();
+    bytes_added_packed_ += enc;
     (t == BlobType::kData ? data_added_ : tree_added_)++;
-    if (p->buf.size() >= opts_.pack_size || p->blobs.size() >= 200000) full = std::move(p);
+    if (p->size >= opts_.pack_size || p->blobs.size() >= 200000) full = std::move(p);
   }
   if (full) TRY(WritePack(std::move(full)));
   return true;
 }
 
 Status Repository::WritePack(std::unique_ptr<Packer> p) {
-  std::string header = Seal(key_, EncodePackHeader(p->blobs));
-  p->buf += header;
-  uint32_t hl = static_cast<uint32_t>(header.size());
+  std::string tail = Seal(key_, EncodePackHeader(p->blobs));
+  uint32_t hl = static_cast<uint32_t>(tail.size());
   char lenb[4] = {static_cast<char>(hl), static_cast<char>(hl >> 8), static_cast<char>(hl >> 16),
                   static_cast<char>(hl >> 24)};
-  p->buf.append(lenb, 4);
-  Id pack = Id::Hash(p->buf);
-  Status s = opts_.dry_run ? Status::Ok() : be_->Save(FileType::kData, pack.Hex(), p->buf);
+  tail.append(lenb, 4);
+  p->sha.Update(tail.data(), tail.size());
+  Id pack = p->sha.Finish();
+  Status s;
+  if (p->file) {
+    s = p->file->Write(tail);
+    if (s.ok()) s = p->file->Commit(FileType::kData, pack.Hex());
+    p->file.reset();
+  }
   std::lock_guard<std::mutex> l(pack_mu_);
   size_t ti = static_cast<size_t>(p->type);
   if (!s.ok()) {

@@ -311,7 +311,7 @@ Result<RestoreResult> Restorer::Run() {
   std::atomic<size_t> next{0};
   std::atomic<bool> done{false};
   unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  unsigned nthreads = repo_.options().threads ? repo_.options().threads : hw + 2;
+  unsigned nthreads = repo_.options().threads ? repo_.options().threads : hw + 1;
   auto worker = [&] {
     for (size_t i; (i = next++) < work.size();) RestorePack(work[i]->first, work[i]->second);
   };
@@ -406,6 +406,7 @@ Result<RestoreResult> Restorer::Run() {
 }  // namespace
 
 Result<RestoreResult> Restore(Repository& repo, const RestoreOptions& opts, const ProgressSink& progress) {
+  TuneAllocator();
   Restorer r(repo, opts, progress);
   return r.Run();
 }

@@ -155,8 +155,13 @@ Result<std::vector<Snapshot>> LoadSnapshots(Repository& repo, std::vector<std::s
 
 Result<Snapshot> FindSnapshot(Repository& repo, std::string_view ref) {
   if (ref == "latest") {
-    ASSIGN_OR_RETURN(auto all, LoadSnapshots(repo, nullptr));
-    if (all.empty()) return NotFound(fmt::format("the repository at {} has no snapshots", repo.backend().Location()));
+    // A damaged snapshot file must not hide the newest readable one (check names it).
+    std::vector<std::string> damaged;
+    ASSIGN_OR_RETURN(auto all, LoadSnapshots(repo, &damaged));
+    if (all.empty()) {
+      return NotFound(fmt::format("the repository at {} has no {}snapshots", repo.backend().Location(),
+                                  damaged.empty() ? "" : "readable "));
+    }
     return all.back();
   }
   ASSIGN_OR_RETURN(Id id, repo.ResolveId(FileType::kSnapshot, ref));
