@@ -146,6 +146,9 @@ void RegisterRepo(CLI::App& app, GlobalOptions& g, Command& run) {
     cmd->add_option("--exclude-file", a->exclude_files,
                     "Read exclude patterns from FILE, one a line (repeatable)")
         ->allow_extra_args(false);
+    cmd->add_flag("--with-atime,!--without-atime", a->with_atime,
+                  "Record access times (default on, as restic's --with-atime; --without-atime "
+                  "stores the mtime instead, like restic's default)");
     cmd->add_flag("-x,--one-file-system", a->one_file_system,
                   "Do not cross file system boundaries");
     cmd->add_option("--tag", a->tags, "Add tags to the snapshot (a,b or repeat the flag)")

@@ -58,6 +58,7 @@ struct RepoBackupArgs {
   std::vector<std::string> paths;
   std::vector<std::string> excludes, exclude_files;
   bool one_file_system = false;
+  bool with_atime = true;
   std::vector<std::string> tags;
   std::string host, parent, time;
   bool force = false;

@@ -151,6 +151,7 @@ int RunRepoBackup(const GlobalOptions& g, const RepoGlobals& rg, const RepoBacku
   o.excludes = a.excludes;
   o.exclude_files = a.exclude_files;
   o.one_file_system = a.one_file_system;
+  o.with_atime = a.with_atime;
   o.tags = SplitCommas(a.tags);
   o.host = a.host;
   if (!a.parent.empty()) o.parent = a.parent;
