@@ -4,6 +4,7 @@
 
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
+#include "repo/json_util.h"
 #include "repo/repository.h"
 
 namespace hearth::repo {
@@ -80,7 +81,9 @@ Result<IndexFile> ParseIndex(std::string_view json, bool allow_compressed) {
     auto pid = Id::FromHex(p["id"].get<std::string>());
     if (!pid) return where("invalid pack id");
     PackEntry pe{*pid, {}};
-    const auto& blobs = p.value("blobs", nlohmann::json::array());
+    static const nlohmann::json kNoBlobs = nlohmann::json::array();
+    auto bit = p.find("blobs");
+    const auto& blobs = bit != p.end() ? *bit : kNoBlobs;
     if (!blobs.is_array() && !blobs.is_null()) return where("\"blobs\" is not an array");
     if (blobs.is_array()) {
       pe.blobs.reserve(blobs.size());
@@ -95,7 +98,7 @@ Result<IndexFile> ParseIndex(std::string_view json, bool allow_compressed) {
         if (!id) return bad("missing or invalid blob id");
         PackBlob pb;
         pb.id = *id;
-        std::string type = b.value("type", "");
+        std::string type = JsonString(b, "type");
         if (type == "data") {
           pb.type = BlobType::kData;
         } else if (type == "tree") {
@@ -163,6 +166,9 @@ Result<std::vector<PackBlob>> DecodePackHeader(std::string_view plain, bool allo
     if (type > 1) {
       b.uncompressed_length = GetU32(plain.data() + pos + 5);
       idpos += 4;
+      if (b.uncompressed_length == 0) {
+        return DataLoss(fmt::format("pack header entry {} is compressed but has length 0", out.size()));
+      }
     }
     std::memcpy(b.id.b.data(), plain.data() + idpos, 32);
     b.offset = offset;

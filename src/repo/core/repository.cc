@@ -10,6 +10,7 @@
 
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
+#include "repo/json_util.h"
 #include "repo/chunker.h"
 #include "repo/node.h"
 
@@ -31,13 +32,14 @@ Result<Config> ParseConfig(std::string_view json) {
   if (!j.contains("version") || !j["version"].is_number_unsigned()) {
     return DataLoss("the config has no version");
   }
-  c.version = j["version"].get<uint32_t>();
+  uint64_t version = j["version"].get<uint64_t>();
+  c.version = version > 2 ? 0 : static_cast<uint32_t>(version);
   if (c.version != 1 && c.version != 2) {
     return FailedPrecondition(fmt::format(
-        "repository format version {} is not supported (this Hearth reads versions 1 and 2)", c.version));
+        "repository format version {} is not supported (this Hearth reads versions 1 and 2)", version));
   }
-  c.id = j.value("id", "");
-  std::string pol = j.value("chunker_polynomial", "");
+  c.id = JsonString(j, "id");
+  std::string pol = JsonString(j, "chunker_polynomial");
   if (pol.empty() || pol.size() > 16) return DataLoss("the config has no valid chunker_polynomial");
   char* end = nullptr;
   c.chunker_polynomial = std::strtoull(pol.c_str(), &end, 16);

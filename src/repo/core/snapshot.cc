@@ -8,6 +8,7 @@
 
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
+#include "repo/json_util.h"
 #include "repo/node.h"
 #include "repo/repository.h"
 
@@ -22,6 +23,10 @@ using ojson = nlohmann::ordered_json;
 std::optional<std::chrono::system_clock::time_point> ParseTime(const std::string& s) {
   auto t = ParseNodeTime(s);
   if (!t) return std::nullopt;
+  // system_clock counts nanoseconds in 64 bits (years 1678-2262); RFC 3339
+  // allows 0000-9999. Times outside are clamped, not overflowed (found by fuzzing).
+  constexpr int64_t kLimit = 9'000'000'000;  // seconds, about 285 years
+  t->sec = std::clamp<int64_t>(t->sec, -kLimit, kLimit);
   return std::chrono::system_clock::time_point(std::chrono::seconds(t->sec)) +
          std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(t->nsec));
 }
@@ -84,7 +89,7 @@ Result<Snapshot> ParseSnapshot(std::string_view json) {
   nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return DataLoss("the snapshot is not a JSON object");
   Snapshot s;
-  s.time = j.value("time", "");
+  s.time = JsonString(j, "time");
   auto when = ParseTime(s.time);
   if (!when) return DataLoss(fmt::format("the snapshot has an invalid time \"{}\"", s.time));
   s.when = *when;
@@ -96,11 +101,11 @@ Result<Snapshot> ParseSnapshot(std::string_view json) {
   s.paths = Strings(j, "paths");
   s.excludes = Strings(j, "excludes");
   s.tags = Strings(j, "tags");
-  s.hostname = j.value("hostname", "");
-  s.username = j.value("username", "");
+  s.hostname = JsonString(j, "hostname");
+  s.username = JsonString(j, "username");
   if (j.contains("uid") && j["uid"].is_number_unsigned()) s.uid = j["uid"].get<uint32_t>();
   if (j.contains("gid") && j["gid"].is_number_unsigned()) s.gid = j["gid"].get<uint32_t>();
-  s.program_version = j.value("program_version", "");
+  s.program_version = JsonString(j, "program_version");
   if (auto it = j.find("summary"); it != j.end() && it->is_object()) {
     SnapshotSummary m;
     const auto& sj = *it;
@@ -108,8 +113,8 @@ Result<Snapshot> ParseSnapshot(std::string_view json) {
       auto f = sj.find(k);
       return f != sj.end() && f->is_number_unsigned() ? f->get<uint64_t>() : 0;
     };
-    m.backup_start = sj.value("backup_start", "");
-    m.backup_end = sj.value("backup_end", "");
+    m.backup_start = JsonString(sj, "backup_start");
+    m.backup_end = JsonString(sj, "backup_end");
     m.files_new = u("files_new");
     m.files_changed = u("files_changed");
     m.files_unmodified = u("files_unmodified");
@@ -192,11 +197,11 @@ Result<LockInfo> ParseLock(std::string_view json) {
   nlohmann::json j = nlohmann::json::parse(json, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return DataLoss("the lock is not a JSON object");
   LockInfo l;
-  l.time = j.value("time", "");
-  l.exclusive = j.value("exclusive", false);
-  l.hostname = j.value("hostname", "");
-  l.username = j.value("username", "");
-  if (j.contains("pid") && j["pid"].is_number()) l.pid = j["pid"].get<int64_t>();
+  l.time = JsonString(j, "time");
+  l.exclusive = JsonBool(j, "exclusive");
+  l.hostname = JsonString(j, "hostname");
+  l.username = JsonString(j, "username");
+  if (j.contains("pid") && j["pid"].is_number_integer()) l.pid = j["pid"].get<int64_t>();
   if (j.contains("uid") && j["uid"].is_number_unsigned()) l.uid = j["uid"].get<uint32_t>();
   if (j.contains("gid") && j["gid"].is_number_unsigned()) l.gid = j["gid"].get<uint32_t>();
   return l;
