@@ -120,7 +120,7 @@ class RepoCli : public ::testing::Test {
     WriteText(src_ + "/hello.txt", "hello, world\n");
     WriteText(src_ + "/empty", "");
     std::string big;
-    for (int i = 0; i < 300000; ++i) big += static_cast<char>((i * 7919) % 251);
+    for (uint64_t i = 0; i < 300000; ++i) big += static_cast<char>((i * 7919) % 251);
     WriteText(src_ + "/sub/big.bin", big);
     WriteText(src_ + "/sub/deeper/note.md", "# note\n");
     fs::create_symlink("hello.txt", src_ + "/link");
