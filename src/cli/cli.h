@@ -70,6 +70,16 @@ void PrintDocument(const GlobalOptions& g, const nlohmann::json& doc);
 int ReportError(const Status& s);
 // Opens the store if it exists; returns nullptr (and OK) if the lab was never applied.
 Result<std::unique_ptr<state::Store>> OpenStoreIfExists(const GlobalOptions& g);
+// Reads one line from the terminal `fd` with echo off (a password or
+// passphrase; `what` names it in errors), then writes the newline the user's
+// Enter did not echo to `newline_fd`. At most 4096 bytes; a trailing \r is
+// dropped. Aborted when input ends before anything was typed. While it reads,
+// RestoreTerminal() (async-signal-safe) can put the terminal back.
+Result<SecretBytes> ReadSecretLine(int fd, int newline_fd, std::string_view what);
+// Restores a terminal that ReadSecretLine left with echo off; true if there
+// was one. Safe to call from a signal handler.
+bool RestoreTerminal();
+
 // Builds the registry with every built-in provider.
 std::unique_ptr<plan::Registry> MakeRegistry();
 

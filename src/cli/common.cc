@@ -1,7 +1,11 @@
+#include <signal.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <cstdlib>
 
@@ -108,6 +112,64 @@ std::unique_ptr<plan::Registry> MakeRegistry() {
   auto registry = std::make_unique<plan::Registry>();
   providers::RegisterBuiltinProviders(*registry);
   return registry;
+}
+
+namespace {
+volatile sig_atomic_t g_tty_fd = -1;  // a terminal with echo off; g_tty_saved restores it
+struct termios g_tty_saved;
+}  // namespace
+
+bool RestoreTerminal() {
+  int fd = g_tty_fd;
+  if (fd < 0) return false;
+  ::tcsetattr(fd, TCSANOW, &g_tty_saved);
+  return true;
+}
+
+Result<SecretBytes> ReadSecretLine(int fd, int newline_fd, std::string_view what) {
+  constexpr size_t kMaxSecretLine = 4096;
+  struct termios saved {};
+  if (::tcgetattr(fd, &saved) != 0) {
+    return FailedPrecondition(std::string("cannot read a ") + std::string(what) +
+                              ": the input is not a terminal");
+  }
+  struct termios quiet = saved;
+  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  quiet.c_lflag |= ICANON;
+  g_tty_saved = saved;
+  g_tty_fd = fd;
+  // TCSANOW, not TCSAFLUSH: input typed ahead must not be thrown away.
+  ::tcsetattr(fd, TCSANOW, &quiet);
+  SecretBytes line;
+  Status err;
+  bool ended = false;
+  while (true) {
+    uint8_t c = 0;
+    ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      err = Unavailable("reading the " + std::string(what) + " from the terminal: " +
+                        std::strerror(errno));
+      break;
+    }
+    if (n == 0) break;
+    if (c == '\n') {
+      ended = true;
+      break;
+    }
+    if (line.size() >= kMaxSecretLine) {
+      err = InvalidArgument("the " + std::string(what) + " is longer than 4096 bytes");
+      break;
+    }
+    line.Append(&c, 1);
+  }
+  ::tcsetattr(fd, TCSANOW, &saved);
+  g_tty_fd = -1;
+  (void)!::write(newline_fd, "\n", 1);
+  if (!err.ok()) return err;
+  if (!ended && line.empty()) return Aborted("no " + std::string(what) + " entered (end of input)");
+  if (!line.empty() && line.data()[line.size() - 1] == '\r') line.Resize(line.size() - 1);
+  return line;
 }
 
 }  // namespace hearth::cli

@@ -37,8 +37,6 @@ constexpr size_t kMaxCommandOutput = 1 << 20;
 
 // ----- state the interrupt watcher reads -----
 
-std::atomic<int> g_tty_fd{-1};  // a terminal with echo off; g_tty_saved restores it
-struct termios g_tty_saved;
 std::atomic<bool> g_status_drawn{false};
 std::atomic<pid_t> g_child{0};  // a running password command
 std::mutex g_repo_mu;
@@ -70,11 +68,7 @@ void RemoveOwnLocks(repo::Repository& r) {
 }
 
 [[noreturn]] void CleanUpAndExit() {
-  int fd = g_tty_fd.load();
-  if (fd >= 0) {
-    ::tcsetattr(fd, TCSANOW, &g_tty_saved);
-    WriteAll(STDERR_FILENO, "\n");
-  }
+  if (RestoreTerminal()) WriteAll(STDERR_FILENO, "\n");
   if (g_status_drawn.load()) WriteAll(STDERR_FILENO, "\r\033[K");
   if (pid_t child = g_child.load(); child > 0) ::kill(child, SIGTERM);
   WriteAll(STDERR_FILENO, "signal interrupt received, cleaning up\n");
@@ -240,43 +234,7 @@ Result<SecretBytes> PromptPassword(const char* prompt) {
     return Aborted("stdin is not a terminal, so there is nobody to ask for a password");
   }
   WriteAll(STDERR_FILENO, prompt);
-  struct termios quiet = saved;
-  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-  quiet.c_lflag |= ICANON;
-  g_tty_saved = saved;
-  g_tty_fd = fd;
-  // TCSANOW, not TCSAFLUSH: input typed ahead must not be thrown away.
-  ::tcsetattr(fd, TCSANOW, &quiet);
-  SecretBytes line;
-  Status err;
-  bool ended = false;
-  while (true) {
-    uint8_t c = 0;
-    ssize_t n = ::read(fd, &c, 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      err = Unavailable(
-          fmt::format("reading the password from the terminal: {}", std::strerror(errno)));
-      break;
-    }
-    if (n == 0) break;
-    if (c == '\n') {
-      ended = true;
-      break;
-    }
-    if (line.size() >= kMaxPassword) {
-      err = InvalidArgument("the password is longer than 4096 bytes");
-      break;
-    }
-    line.Append(&c, 1);
-  }
-  ::tcsetattr(fd, TCSANOW, &saved);
-  g_tty_fd = -1;
-  WriteAll(STDERR_FILENO, "\n");
-  if (!err.ok()) return err;
-  if (!ended && line.empty()) return Aborted("no password entered (end of input)");
-  if (!line.empty() && line.data()[line.size() - 1] == '\r') line.Resize(line.size() - 1);
-  return line;
+  return ReadSecretLine(fd, STDERR_FILENO, "password");
 }
 
 // ---------------------------------------------------------------------------

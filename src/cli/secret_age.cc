@@ -23,17 +23,14 @@ namespace hearth::cli {
 namespace {
 
 constexpr size_t kMaxKeyFile = 16 << 20;
-constexpr size_t kMaxPassphrase = 4096;
 
 // ----- cleanup on signals: a temp output file, a terminal with echo off -----
 
 char g_temp_path[4096];               // the temp output file to remove, "" when none
-volatile sig_atomic_t g_tty_fd = -1;  // a terminal whose settings to restore
-struct termios g_tty_saved;
 
 void OnFatalSignal(int sig) {
   if (g_temp_path[0] != '\0') ::unlink(g_temp_path);
-  if (g_tty_fd >= 0) ::tcsetattr(g_tty_fd, TCSANOW, &g_tty_saved);
+  RestoreTerminal();
   ::signal(sig, SIG_DFL);
   ::raise(sig);
 }
@@ -288,43 +285,8 @@ Result<SecretBytes> ReadPassphrase(bool confirm) {
   auto say = [fd](std::string_view s) { (void)!::write(fd, s.data(), s.size()); };
   auto read_one = [&](std::string_view prompt) -> Result<SecretBytes> {
     say(prompt);
-    struct termios quiet = saved;
-    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    quiet.c_lflag |= ICANON;
-    g_tty_saved = saved;
-    g_tty_fd = fd;
     InstallCleanupHandlers();
-    // TCSANOW, not TCSAFLUSH: input typed ahead must not be thrown away.
-    ::tcsetattr(fd, TCSANOW, &quiet);
-    SecretBytes line;
-    Status err;
-    bool ended = false;
-    while (true) {
-      uint8_t c = 0;
-      ssize_t n = ::read(fd, &c, 1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        err = Unavailable("reading the passphrase from the terminal: " + Errno());
-        break;
-      }
-      if (n == 0) break;
-      if (c == '\n') {
-        ended = true;
-        break;
-      }
-      if (line.size() >= kMaxPassphrase) {
-        err = InvalidArgument("the passphrase is longer than 4096 bytes");
-        break;
-      }
-      line.Append(&c, 1);
-    }
-    ::tcsetattr(fd, TCSANOW, &saved);
-    g_tty_fd = -1;
-    say("\n");
-    if (!err.ok()) return err;
-    if (!ended && line.empty()) return Aborted("no passphrase entered (end of input)");
-    if (!line.empty() && line.data()[line.size() - 1] == '\r') line.Resize(line.size() - 1);
-    return line;
+    return ReadSecretLine(fd, fd, "passphrase");
   };
   auto first = read_one("Enter passphrase: ");
   if (!first.ok()) {
