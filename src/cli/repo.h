@@ -198,10 +198,10 @@ class RepoSession {
   int Open(RepoLockMode lock);
   // Creates a new repository (asks for the password twice on a terminal).
   int Init(uint32_t version);
-  // Takes and immediately releases a lock of the given kind, waiting for
-  // --retry-lock: used before engine operations that lock themselves, so a
-  // held lock gives exit 11 (and --retry-lock works for them too).
-  int ProbeLock(bool exclusive);
+  // Takes a lock of the given kind (waiting for --retry-lock) and holds it
+  // until the session ends; the engine operation then runs with
+  // take_lock = false. A lock held by another process gives exit 11.
+  int HoldLock(bool exclusive);
 
   repo::Repository& repo() { return *repo_; }
   bool json() const { return json_; }

@@ -145,8 +145,9 @@ int RunRepoInit(const GlobalOptions& g, const RepoGlobals& rg, const RepoInitArg
 int RunRepoBackup(const GlobalOptions& g, const RepoGlobals& rg, const RepoBackupArgs& a) {
   RepoSession s(g, rg);
   if (int rc = Begin(s, RepoLockMode::kNone); rc != kExitOk) return rc;
-  if (int rc = s.ProbeLock(false); rc != kExitOk) return rc;
+  if (int rc = s.HoldLock(false); rc != kExitOk) return rc;
   repo::BackupOptions o;
+  o.take_lock = false;  // held by the session
   for (const auto& p : a.paths) o.paths.push_back(AbsolutePath(p));
   o.excludes = a.excludes;
   o.exclude_files = a.exclude_files;
@@ -539,12 +540,12 @@ int RunRepoCheck(const GlobalOptions& g, const RepoGlobals& rg, const RepoCheckA
   RepoSession s(g, rg);
   if (int rc = Begin(s, RepoLockMode::kNone); rc != kExitOk) return rc;
   if (!rg.no_lock) {
-    if (int rc = s.ProbeLock(true); rc != kExitOk) return rc;
+    if (int rc = s.HoldLock(true); rc != kExitOk) return rc;
   }
   repo::CheckOptions o;
   o.read_data = a.read_data || !a.read_data_subset.empty();
   o.read_data_subset = a.read_data_subset;
-  o.exclusive_lock = !rg.no_lock;
+  o.take_lock = false;  // held by the session, or none with --no-lock
   if (!s.json() && !s.quiet()) {
     Out(fmt::format("checking the repository at {}{}\n", s.location(),
                     !o.read_data ? ""
@@ -632,9 +633,10 @@ int RunRepoForget(const GlobalOptions& g, const RepoGlobals& rg, const RepoForge
   }
   RepoSession s(g, rg);
   if (int rc = Begin(s, RepoLockMode::kNone); rc != kExitOk) return rc;
-  if (int rc = s.ProbeLock(true); rc != kExitOk) return rc;
+  if (int rc = s.HoldLock(true); rc != kExitOk) return rc;
 
   repo::ForgetOptions o;
+  o.take_lock = false;  // held by the session
   o.keep = keep;
   o.snapshot_ids = a.ids;
   o.group_by = a.group_by;
@@ -708,8 +710,9 @@ int RunRepoForget(const GlobalOptions& g, const RepoGlobals& rg, const RepoForge
 int RunRepoPrune(const GlobalOptions& g, const RepoGlobals& rg, const RepoPruneArgs& a) {
   RepoSession s(g, rg);
   if (int rc = Begin(s, RepoLockMode::kNone); rc != kExitOk) return rc;
-  if (int rc = s.ProbeLock(true); rc != kExitOk) return rc;
+  if (int rc = s.HoldLock(true); rc != kExitOk) return rc;
   repo::PruneOptions o;
+  o.take_lock = false;  // held by the session
   o.max_unused = a.max_unused;
   o.dry_run = a.dry_run;
   ProgressLine progress(ProgressModeFor(s, false), "packs");

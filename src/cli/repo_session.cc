@@ -433,10 +433,10 @@ int RepoSession::FailLock(const Status& s) const {
   return Fail(s.WithContext("cannot lock the repository"));
 }
 
-int RepoSession::ProbeLock(bool exclusive) {
+int RepoSession::HoldLock(bool exclusive) {
   auto l = repo::RepoLock::Acquire(*repo_, exclusive, retry_);
   if (!l.ok()) return FailLock(l.status());
-  l->reset();
+  lock_ = std::move(*l);
   return kExitOk;
 }
 

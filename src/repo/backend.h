@@ -52,12 +52,23 @@ class Backend {
   // file is missing; DataLoss when it is shorter than asked.
   virtual Result<std::string> Load(FileType t, const std::string& name, uint64_t offset = 0,
                                    uint64_t length = 0) = 0;
+  // Reads exactly length bytes from offset into dst (which holds at least
+  // length bytes), with the errors of Load. Lets a caller stream a pack through
+  // one reused buffer; the default goes through Load and copies.
+  virtual Status ReadAt(FileType t, const std::string& name, uint64_t offset, uint64_t length,
+                        char* dst);
   virtual Result<uint64_t> Size(FileType t, const std::string& name) = 0;
   virtual Status Remove(FileType t, const std::string& name) = 0;
   // Lists the files of one type; names that are not 64 hex characters (temp
   // files left by a crash) are skipped.
   virtual Status List(FileType t, const std::function<void(const FileInfo&)>& fn) = 0;
   virtual bool IsLocal() const { return false; }
+  // True when a file saved by anyone shows in every later List (read-after-write
+  // consistent listing, as on a local file system). Locking then needs no pause
+  // between writing its lock file and looking for rivals: of two racing
+  // processes, each writes before it lists, so the later lister sees the other.
+  // Object stores with eventually consistent listings keep restic's 200 ms pause.
+  virtual bool ListsAreConsistent() const { return false; }
   // A temp file for streaming a large file out. The default keeps the bytes in
   // memory and calls Save on Commit; the local backend writes to disk as it goes,
   // so a 16 MiB pack never sits in memory.

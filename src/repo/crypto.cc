@@ -33,7 +33,7 @@
 namespace hearth::repo {
 namespace {
 
-constexpr size_t kNonceSize = 16;
+constexpr size_t kNonceSize = kCryptoNonceSize;
 constexpr size_t kTagSize = 16;
 constexpr size_t kSaltSize = 64;
 // Interleaving granularity of cipher and MAC: small enough to stay in L1

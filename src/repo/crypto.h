@@ -20,6 +20,7 @@
 
 namespace hearth::repo {
 
+inline constexpr size_t kCryptoNonceSize = 16;
 inline constexpr size_t kCryptoOverhead = 32;  // nonce 16 + tag 16
 
 struct MasterKey {

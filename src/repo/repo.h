@@ -54,6 +54,8 @@ struct BackupOptions {
   bool force = false;                // re-read all files (no parent)
   std::optional<std::string> time;    // RFC 3339 override for the snapshot time
   bool dry_run = false;
+  // false: the caller already holds a (shared or exclusive) repository lock.
+  bool take_lock = true;
 };
 struct BackupResult {
   Snapshot snapshot;  // what was written (summary filled in)
@@ -87,6 +89,9 @@ struct CheckOptions {
   bool read_data = false;
   std::string read_data_subset;  // "n/t", "x%" or a size ("500M"); empty = all when read_data
   bool exclusive_lock = true;
+  // false: the caller already holds a lock, or wants none (check --no-lock on a
+  // read-only repository).
+  bool take_lock = true;
 };
 struct CheckResult {
   std::vector<std::string> errors;  // each names the file / pack / blob / snapshot
@@ -113,6 +118,7 @@ struct ForgetOptions {
   std::string group_by = "host,paths";    // like restic
   bool dry_run = false;
   bool prune = false;
+  bool take_lock = true;  // false: the caller already holds an exclusive lock
 };
 struct ForgetGroup {
   std::string key;  // "host=x paths=[/a]"
@@ -125,6 +131,7 @@ std::vector<ForgetGroup> ApplyPolicy(const std::vector<Snapshot>& snaps, const K
 struct PruneOptions {
   std::string max_unused = "5%";  // like restic: repack when unused data exceeds this
   bool dry_run = false;
+  bool take_lock = true;  // false: the caller already holds an exclusive lock
 };
 struct PruneResult {
   uint64_t packs_deleted = 0, packs_repacked = 0, blobs_removed = 0;

@@ -88,6 +88,13 @@ Result<std::vector<PackBlob>> DecodePackHeader(std::string_view plain, bool allo
 // Reads and decrypts the header at the end of a whole pack file.
 Result<std::vector<PackBlob>> ReadPackHeader(const MasterKey& key, std::string_view pack,
                                              bool allow_compressed);
+// The same from only the last tail.size() bytes of a pack of pack_size bytes
+// (they must hold the whole header).
+Result<std::vector<PackBlob>> ReadPackHeaderTail(const MasterKey& key, std::string_view tail,
+                                                 uint64_t pack_size, bool allow_compressed);
+// Readers that stream packs (restore, check) read them in windows of about
+// this many bytes through one reused buffer.
+constexpr uint64_t kPackReadWindow = 4 << 20;
 
 // The compact in-memory index: 48 bytes per blob in one array sorted by ID
 // (binary search, no per-entry allocation or hash-table slack), plus a hash map
@@ -192,6 +199,15 @@ class Repository {
   // Decrypts/decompresses one stored blob read from a pack and checks its ID.
   Result<std::string> DecodeBlob(const Id& id, std::string_view stored,
                                  uint32_t uncompressed_length) const;
+  // The same without a copy: the view points into a buffer of the calling
+  // thread and stays valid until that thread's next DecodeBlobView.
+  Result<std::string_view> DecodeBlobView(const Id& id, std::string_view stored,
+                                          uint32_t uncompressed_length) const;
+  // The same, decrypting in place: the size bytes at stored are overwritten
+  // (and wiped when the MAC does not match). For callers that own the read
+  // buffer; saves a copy and a blob-sized buffer per thread.
+  Result<std::string_view> DecodeBlobInPlace(const Id& id, char* stored, size_t size,
+                                             uint32_t uncompressed_length) const;
   // Stores a blob unless the index (or a pending pack) already has it. Returns
   // true when it was new. Thread-safe; compresses and encrypts on the caller's
   // thread; a full pack is written by the thread that filled it.

@@ -386,6 +386,48 @@ TEST_F(CheckTest, TruncatedPackIsASizeError) {
   EXPECT_NE(rc.exit_code, 0) << rc.Describe();
 }
 
+// read-data streams a healthy pack in windows and reads its header from the
+// tail alone; a damaged header must still be found and named.
+TEST_F(CheckTest, FlippedByteInPackHeaderIsNamed) {
+  std::string repo = CopyRepo();
+  auto [pack, info] = BiggestDataPack(repo);
+  std::string file = PackFile(repo, pack);
+  uint64_t size = fs::file_size(file);
+  FlipByte(file, size - 10);  // inside the encrypted header's MAC
+  const std::string path = "data/" + pack.Hex().substr(0, 2) + "/" + pack.Hex();
+
+  CheckResult full = RunCheck(repo, true);
+  EXPECT_FALSE(full.ok());
+  EXPECT_TRUE(AnyContains(full.errors, {path, "pack header cannot be read"})) << Dump(full);
+  EXPECT_TRUE(AnyContains(full.errors, {path, "SHA-256"})) << Dump(full);
+
+  RunResult rc = Restic(repo, {"check", "--read-data"});
+  EXPECT_NE(rc.exit_code, 0) << rc.Describe();
+}
+
+TEST_F(CheckTest, PackHeaderFromTheTailAloneMatchesTheWholePack) {
+  const std::string& repo = Base().repo;
+  auto r = OpenRepo(repo);
+  ASSERT_TRUE(r);
+  auto [pack, info] = BiggestDataPack(repo);
+  std::string bytes = ReadAll(PackFile(repo, pack));
+  auto whole = ReadPackHeader(r->key(), bytes, true);
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  ASSERT_EQ(whole->size(), info.blobs.size());
+  const uint64_t tail_len = bytes.size() - info.bytes;  // header + its 4-byte length
+  auto tail = ReadPackHeaderTail(r->key(), std::string_view(bytes).substr(info.bytes), bytes.size(),
+                                 true);
+  ASSERT_TRUE(tail.ok()) << tail.status().ToString();
+  EXPECT_EQ(*tail, *whole);
+  // A tail too short to hold the header is refused, not misread.
+  auto short_tail = ReadPackHeaderTail(
+      r->key(), std::string_view(bytes).substr(bytes.size() - (tail_len - 1)), bytes.size(), true);
+  ASSERT_FALSE(short_tail.ok());
+  EXPECT_EQ(short_tail.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(short_tail.status().message().find("more than"), std::string::npos)
+      << short_tail.status().ToString();
+}
+
 TEST_F(CheckTest, DeletedPackNamesBlobsAndSnapshots) {
   std::string repo = CopyRepo();
   auto [pack, info] = BiggestDataPack(repo);

@@ -718,7 +718,10 @@ Result<BackupResult> Archiver::Run() {
   paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
 
   repo_.options().dry_run = opts_.dry_run;
-  ASSIGN_OR_RETURN(auto lock, RepoLock::Acquire(repo_, false));
+  std::unique_ptr<RepoLock> lock;
+  if (opts_.take_lock) {
+    ASSIGN_OR_RETURN(lock, RepoLock::Acquire(repo_, false));
+  }
   TRY(repo_.LoadIndex());
 
   // Parent: explicit, or the latest snapshot of this host with the same paths.

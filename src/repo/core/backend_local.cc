@@ -47,6 +47,18 @@ Result<std::unique_ptr<TempFile>> Backend::CreateTemp() {
   return std::unique_ptr<TempFile>(new MemoryTempFile(this));
 }
 
+Status Backend::ReadAt(FileType t, const std::string& name, uint64_t offset, uint64_t length,
+                       char* dst) {
+  if (length == 0) return Status::Ok();
+  ASSIGN_OR_RETURN(std::string data, Load(t, name, offset, length));
+  if (data.size() != length) {
+    return DataLoss(fmt::format("{}: wanted {} bytes at offset {}, got {}", name, length, offset,
+                                data.size()));
+  }
+  std::memcpy(dst, data.data(), length);
+  return Status::Ok();
+}
+
 namespace {
 
 bool IsHexName(std::string_view n) {
@@ -81,6 +93,24 @@ class FdCloser {
  private:
   int fd_;
 };
+
+// Reads exactly length bytes at offset; a short file is DataLoss.
+Status PreadAll(int fd, const std::string& path, uint64_t offset, uint64_t length, char* dst) {
+  uint64_t got = 0;
+  while (got < length) {
+    ssize_t n = ::pread(fd, dst + got, length - got, static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errno("read", path, errno);
+    }
+    if (n == 0) {
+      return DataLoss(fmt::format("{} is truncated: wanted {} bytes at offset {}, the file ends after {}",
+                                  path, length, offset, offset + got));
+    }
+    got += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
 
 Status FsyncDir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -143,6 +173,7 @@ class LocalBackend : public Backend {
   explicit LocalBackend(std::string root) : root_(std::move(root)) {}
   std::string Location() const override { return root_; }
   bool IsLocal() const override { return true; }
+  bool ListsAreConsistent() const override { return true; }
 
   std::string Dir(FileType t, const std::string& name) const {
     if (t == FileType::kConfig) return root_;
@@ -242,20 +273,17 @@ class LocalBackend : public Backend {
       length = static_cast<uint64_t>(st.st_size) - offset;
     }
     std::string out(length, '\0');
-    size_t got = 0;
-    while (got < length) {
-      ssize_t n = ::pread(fd, out.data() + got, length - got, static_cast<off_t>(offset + got));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Errno("read", path, errno);
-      }
-      if (n == 0) {
-        return DataLoss(fmt::format("{} is truncated: wanted {} bytes at offset {}, the file ends after {}",
-                                    path, length, offset, offset + got));
-      }
-      got += static_cast<size_t>(n);
-    }
+    TRY(PreadAll(fd, path, offset, length, out.data()));
     return out;
+  }
+
+  Status ReadAt(FileType t, const std::string& name, uint64_t offset, uint64_t length,
+                char* dst) override {
+    std::string path = PathOf(t, name);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Errno("open", path, errno);
+    FdCloser c(fd);
+    return PreadAll(fd, path, offset, length, dst);
   }
 
   Result<uint64_t> Size(FileType t, const std::string& name) override {

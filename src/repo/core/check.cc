@@ -13,11 +13,13 @@
 //      are hints: prune removes them, and restic treats them the same way.
 //   3. read data (optional, before the walk so that the walk can say which
 //      snapshots and files a damaged blob belongs to): each selected pack is
-//      read whole by a pool of threads (one pack plus one blob buffer per
+//      streamed front to back by a pool of threads (a window of a few MiB per
 //      thread), its SHA-256 compared with its name, each blob decrypted
 //      (MAC check), decompressed and hashed, and the pack header compared entry
-//      by entry with the index. A failing pack is read a second time, like
-//      restic does, so that a transient read error is not reported as damage.
+//      by entry with the index. A pack that fails, or whose index entries leave
+//      gaps, is then read whole and examined blob by blob to name the damage,
+//      and read a second time if damaged, like restic does, so that a
+//      transient read error is not reported as damage.
 //   4. snapshots: every snapshot file is loaded; every tree reachable from one
 //      is loaded and decoded once; file nodes must list content blobs that the
 //      index knows, dir nodes must have a subtree.
@@ -32,6 +34,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
@@ -522,7 +525,7 @@ class Checker {
     auto work = [&] {
       for (size_t i; (i = next++) < packs.size();) {
         const Id& pack = packs[i];
-        PackProblem found = ReadPack(pack);
+        PackProblem found = StreamPack(pack) ? PackProblem{} : ReadPack(pack);
         if (!found.messages.empty()) found = ReadPack(pack);  // retried once, like restic
         {
           std::lock_guard<std::mutex> l(mu_);
@@ -544,6 +547,57 @@ class Checker {
       }
     };
     RunPool(packs.size(), work);
+  }
+
+  // The fast path for a healthy pack: read front to back in windows through one
+  // per-thread buffer, hashing and decoding on the way. False at the first
+  // irregularity; ReadPack then loads the pack whole and names the problem.
+  bool StreamPack(const Id& pack) {
+    const PackInfo& info = packs_.at(pack);
+    const std::vector<PackBlob>& blobs = info.blobs;  // sorted by offset
+    if (!info.others.empty() || blobs.empty()) return false;
+    const uint64_t size = existing_.at(pack);
+    uint64_t pos = 0;
+    for (const PackBlob& b : blobs) {
+      if (b.offset != pos) return false;  // gaps or overlaps: the slow path explains them
+      pos += b.length;
+    }
+    if (pos >= size) return false;
+    thread_local std::unique_ptr<char[]> buf;
+    thread_local uint64_t cap = 0;
+    auto read = [&](uint64_t from, uint64_t n) {
+      if (cap < n) {
+        cap = std::max(n, kPackReadWindow);
+        buf.reset(new char[cap]);
+      }
+      return repo_.backend().ReadAt(FileType::kData, pack.Hex(), from, n, buf.get()).ok();
+    };
+    Sha256Stream sha;
+    pos = 0;
+    for (size_t i = 0; i < blobs.size();) {
+      uint64_t end = pos + blobs[i].length;
+      size_t j = i + 1;
+      while (j < blobs.size() && end + blobs[j].length - pos <= kPackReadWindow) end += blobs[j++].length;
+      if (!read(pos, end - pos)) return false;
+      sha.Update(buf.get(), end - pos);
+      for (; i < j; ++i) {
+        const PackBlob& b = blobs[i];
+        if (!repo_.DecodeBlobInPlace(b.id, buf.get() + (b.offset - pos), b.length,
+                                     b.uncompressed_length).ok()) {
+          return false;
+        }
+      }
+      pos = end;
+    }
+    if (!read(pos, size - pos)) return false;
+    sha.Update(buf.get(), size - pos);
+    if (sha.Finish() != pack) return false;
+    auto header = ReadPackHeaderTail(repo_.key(), std::string_view(buf.get(), size - pos), size,
+                                     repo_.compression_allowed());
+    if (!header.ok()) return false;
+    PackProblem out;
+    CompareHeader(PackPath(pack), *header, blobs, &out);
+    return out.messages.empty();
   }
 
   // Reads and verifies one pack; returns what is wrong with it.
@@ -583,7 +637,7 @@ class Checker {
         out.blobs.push_back(b.id);
         continue;
       }
-      auto plain = repo_.DecodeBlob(b.id, bytes.substr(b.offset, b.length), b.uncompressed_length);
+      auto plain = repo_.DecodeBlobView(b.id, bytes.substr(b.offset, b.length), b.uncompressed_length);
       if (!plain.ok()) {
         out.Add(fmt::format(
             "pack {}: {} blob {} (offset {}, length {}) does not match its ID: {} (the pack is "
@@ -961,7 +1015,10 @@ Result<CheckResult> Check(Repository& repo, const CheckOptions& opts,
   ASSIGN_OR_RETURN(Subset subset, ParseSubset(opts.read_data_subset));
   // restic takes an exclusive lock: prune must not delete packs under us. The
   // caller may ask for a shared one (e.g. to check while a backup runs).
-  ASSIGN_OR_RETURN(auto lock, RepoLock::Acquire(repo, opts.exclusive_lock));
+  std::unique_ptr<RepoLock> lock;
+  if (opts.take_lock) {
+    ASSIGN_OR_RETURN(lock, RepoLock::Acquire(repo, opts.exclusive_lock));
+  }
   CheckOptions o = opts;
   if (!o.read_data_subset.empty()) o.read_data = true;
   Checker checker(repo, o, subset, progress);

@@ -248,7 +248,10 @@ Result<ForgetResult> Forget(Repository& repo, const ForgetOptions& opts,
         "no policy given: pass at least one --keep-* option (e.g. --keep-last 7, --keep-daily 14) "
         "or the IDs of the snapshots to forget");
   }
-  ASSIGN_OR_RETURN(auto lock, RepoLock::Acquire(repo, /*exclusive=*/true));
+  std::unique_ptr<RepoLock> lock;
+  if (opts.take_lock) {
+    ASSIGN_OR_RETURN(lock, RepoLock::Acquire(repo, /*exclusive=*/true));
+  }
 
   ForgetResult res;
   if (!opts.snapshot_ids.empty()) {

@@ -184,22 +184,31 @@ Result<std::vector<PackBlob>> DecodePackHeader(std::string_view plain, bool allo
 
 Result<std::vector<PackBlob>> ReadPackHeader(const MasterKey& key, std::string_view pack,
                                              bool allow_compressed) {
-  if (pack.size() < 4 + kCryptoOverhead) {
-    return DataLoss(fmt::format("pack is {} bytes, too short to hold a header", pack.size()));
+  return ReadPackHeaderTail(key, pack, pack.size(), allow_compressed);
+}
+
+Result<std::vector<PackBlob>> ReadPackHeaderTail(const MasterKey& key, std::string_view tail,
+                                                 uint64_t pack_size, bool allow_compressed) {
+  if (pack_size < 4 + kCryptoOverhead || tail.size() < 4 || tail.size() > pack_size) {
+    return DataLoss(fmt::format("pack is {} bytes, too short to hold a header", pack_size));
   }
-  uint32_t hlen = GetU32(pack.data() + pack.size() - 4);
-  if (hlen < kCryptoOverhead || hlen > pack.size() - 4) {
-    return DataLoss(fmt::format("pack header length {} is invalid for a {}-byte pack", hlen, pack.size()));
+  uint32_t hlen = GetU32(tail.data() + tail.size() - 4);
+  if (hlen < kCryptoOverhead || hlen > pack_size - 4) {
+    return DataLoss(fmt::format("pack header length {} is invalid for a {}-byte pack", hlen, pack_size));
   }
-  std::string_view enc = pack.substr(pack.size() - 4 - hlen, hlen);
+  if (hlen > tail.size() - 4) {
+    return DataLoss(fmt::format("pack header length {} is more than the {} bytes read", hlen,
+                                tail.size() - 4));
+  }
+  std::string_view enc = tail.substr(tail.size() - 4 - hlen, hlen);
   auto plain = Open(key, enc);
   if (!plain.ok()) return DataLoss("pack header: " + plain.status().message());
   ASSIGN_OR_RETURN(auto blobs, DecodePackHeader(*plain, allow_compressed));
   uint64_t end = 0;
   for (const auto& b : blobs) end = std::max<uint64_t>(end, uint64_t{b.offset} + b.length);
-  if (end != pack.size() - 4 - hlen) {
+  if (end != pack_size - 4 - hlen) {
     return DataLoss(fmt::format("pack header describes {} bytes of blobs but the pack holds {}", end,
-                                pack.size() - 4 - hlen));
+                                pack_size - 4 - hlen));
   }
   return blobs;
 }

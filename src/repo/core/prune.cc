@@ -535,8 +535,8 @@ Result<PruneResult> PruneLocked(Repository& repo, const PruneOptions& opts,
           return refuse(fmt::format("{} blob {} lies beyond the end of pack {}",
                                     BlobTypeName(b.type), b.id.Hex(), p.id.Hex()));
         }
-        auto plain = repo.DecodeBlob(b.id, std::string_view(data).substr(b.offset, b.length),
-                                     b.uncompressed_length);
+        auto plain = repo.DecodeBlobView(b.id, std::string_view(data).substr(b.offset, b.length),
+                                         b.uncompressed_length);
         if (!plain.ok()) {
           // New packs written so far are unreferenced; the next prune removes them.
           return refuse(fmt::format("{} blob {} in pack {} at offset {} is damaged: {}",
@@ -612,7 +612,10 @@ Result<PruneResult> PruneLocked(Repository& repo, const PruneOptions& opts,
 Result<PruneResult> Prune(Repository& repo, const PruneOptions& opts,
                           const ProgressSink& progress) {
   TRY(ParseMaxUnused(opts.max_unused));  // a typo fails before the lock is taken
-  ASSIGN_OR_RETURN(auto lock, RepoLock::Acquire(repo, /*exclusive=*/true));
+  std::unique_ptr<RepoLock> lock;
+  if (opts.take_lock) {
+    ASSIGN_OR_RETURN(lock, RepoLock::Acquire(repo, /*exclusive=*/true));
+  }
   return internal::PruneLocked(repo, opts, progress, {});
 }
 

@@ -416,17 +416,53 @@ Status Repository::LoadIndex(const ProgressFn& progress) {
 // Blobs and packs
 // ---------------------------------------------------------------------------
 
-Result<std::string> Repository::DecodeBlob(const Id& id, std::string_view stored,
-                                           uint32_t uncompressed_length) const {
-  if (stored.size() < kCryptoOverhead) return DataLoss("blob shorter than 32 bytes");
-  std::string plain(stored.size() - kCryptoOverhead, '\0');
-  TRY(::hearth::repo::Open(key_, reinterpret_cast<const uint8_t*>(stored.data()), stored.size(),
-           reinterpret_cast<uint8_t*>(plain.data())));
+namespace {
+
+// The second half of decoding a blob: decompress (into a per-thread buffer
+// that only grows, so no allocation or zero-filling per blob) and verify the ID.
+Result<std::string_view> DecompressAndVerify(const Id& id, std::string_view plain,
+                                             uint32_t uncompressed_length) {
+  thread_local RawBuffer out_buf;
   if (uncompressed_length) {
-    ASSIGN_OR_RETURN(plain, Decompress(plain, uncompressed_length));
+    char* o = out_buf.Get(uncompressed_length);
+    size_t got = ZSTD_decompressDCtx(Zstd().d, o, uncompressed_length, plain.data(), plain.size());
+    if (ZSTD_isError(got)) return DataLoss(fmt::format("zstd: {}", ZSTD_getErrorName(got)));
+    if (got != uncompressed_length) {
+      return DataLoss(fmt::format("decompressed to {} bytes, the index says {}", got,
+                                  uncompressed_length));
+    }
+    plain = std::string_view(o, got);
   }
   if (Id::Hash(plain) != id) return DataLoss("the content does not match the blob ID");
   return plain;
+}
+
+}  // namespace
+
+Result<std::string_view> Repository::DecodeBlobView(const Id& id, std::string_view stored,
+                                                   uint32_t uncompressed_length) const {
+  thread_local RawBuffer plain_buf;
+  if (stored.size() < kCryptoOverhead) return DataLoss("blob shorter than 32 bytes");
+  size_t n = stored.size() - kCryptoOverhead;
+  char* p = plain_buf.Get(std::max<size_t>(n, 1));
+  TRY(::hearth::repo::Open(key_, reinterpret_cast<const uint8_t*>(stored.data()), stored.size(),
+                           reinterpret_cast<uint8_t*>(p)));
+  return DecompressAndVerify(id, std::string_view(p, n), uncompressed_length);
+}
+
+Result<std::string_view> Repository::DecodeBlobInPlace(const Id& id, char* stored, size_t size,
+                                                      uint32_t uncompressed_length) const {
+  if (size < kCryptoOverhead) return DataLoss("blob shorter than 32 bytes");
+  char* p = stored + kCryptoNonceSize;
+  TRY(::hearth::repo::Open(key_, reinterpret_cast<const uint8_t*>(stored), size,
+                           reinterpret_cast<uint8_t*>(p)));
+  return DecompressAndVerify(id, std::string_view(p, size - kCryptoOverhead), uncompressed_length);
+}
+
+Result<std::string> Repository::DecodeBlob(const Id& id, std::string_view stored,
+                                           uint32_t uncompressed_length) const {
+  ASSIGN_OR_RETURN(std::string_view plain, DecodeBlobView(id, stored, uncompressed_length));
+  return std::string(plain);
 }
 
 Result<std::string> Repository::LoadBlob(BlobType t, const Id& id) {

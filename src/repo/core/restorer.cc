@@ -2,7 +2,7 @@
 //
 // The tree is walked first (directories, files, links, special files). Then
 // every needed blob is grouped by pack, and workers each read one pack's needed
-// range, decrypt and verify each blob once, and write it to every place that
+// blobs (in windows of a few MiB), decrypt and verify each blob once, and write it to every place that
 // uses it (pwrite; all-zero blocks are left as holes, so sparse files stay
 // sparse). Metadata is applied last, directories after their contents, so
 // directory times survive.
@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -81,6 +82,9 @@ class Restorer {
   Status Collect(const Id& tree, const std::string& rel);
   bool Selected(const std::string& rel, bool is_dir) const;
   void RestorePack(const Id& pack, std::vector<BlobUses>& blobs);
+  // Decodes one blob read from the pack (or reports read's error) and writes
+  // it everywhere it is used.
+  void RestoreBlob(const Id& pack, const BlobUses& b, const Status& read, char* stored);
   void Error(const std::string& msg) {
     std::lock_guard<std::mutex> l(mu_);
     result_.errors.push_back(msg);
@@ -156,56 +160,73 @@ Status Restorer::Collect(const Id& tree, const std::string& rel) {
   return Status::Ok();
 }
 
+// Needed blobs are read in windows of up to kPackReadWindow bytes (a larger
+// blob alone), so a worker holds one window, not a whole pack.
 void Restorer::RestorePack(const Id& pack, std::vector<BlobUses>& blobs) {
   std::sort(blobs.begin(), blobs.end(),
             [](const BlobUses& a, const BlobUses& b) { return a.loc.offset < b.loc.offset; });
-  uint64_t start = blobs.front().loc.offset;
-  uint64_t end = 0;
-  for (const auto& b : blobs) end = std::max<uint64_t>(end, uint64_t{b.loc.offset} + b.loc.length);
-  auto data = repo_.backend().Load(FileType::kData, pack.Hex(), start, end - start);
-  for (auto& b : blobs) {
-    Result<std::string> plain = data.ok()
-        ? repo_.DecodeBlob(b.id, std::string_view(*data).substr(b.loc.offset - start, b.loc.length),
-                           b.loc.uncompressed_length)
-        : Result<std::string>(data.status());
-    if (!plain.ok()) {
-      for (const auto& u : b.uses) {
-        if (!u.file->failed) {
-          Error(fmt::format("{}: blob {} in pack {}: {}", u.file->path, b.id.Short(), pack.Short(),
-                            plain.status().message()));
-        }
-        u.file->failed = true;
-        --u.file->remaining;
-      }
-      continue;
+  thread_local std::unique_ptr<char[]> window;
+  thread_local uint64_t window_cap = 0;
+  for (size_t i = 0; i < blobs.size();) {
+    uint64_t start = blobs[i].loc.offset;
+    uint64_t end = start + blobs[i].loc.length;
+    size_t j = i + 1;
+    for (; j < blobs.size(); ++j) {
+      uint64_t e = std::max<uint64_t>(end, uint64_t{blobs[j].loc.offset} + blobs[j].loc.length);
+      if (e - start > kPackReadWindow) break;
+      end = e;
     }
-    bool zero = opts_.sparse && AllZero(plain->data(), plain->size());
+    if (window_cap < end - start) {
+      window_cap = std::max<uint64_t>(end - start, kPackReadWindow);
+      window.reset(new char[window_cap]);
+    }
+    Status read = repo_.backend().ReadAt(FileType::kData, pack.Hex(), start, end - start, window.get());
+    for (; i < j; ++i) RestoreBlob(pack, blobs[i], read, window.get() + (blobs[i].loc.offset - start));
+  }
+}
+
+void Restorer::RestoreBlob(const Id& pack, const BlobUses& b, const Status& read,
+                           char* stored) {
+  Result<std::string_view> plain =
+      read.ok() ? repo_.DecodeBlobInPlace(b.id, stored, b.loc.length, b.loc.uncompressed_length)
+                : Result<std::string_view>(read);
+  if (!plain.ok()) {
     for (const auto& u : b.uses) {
-      if (!zero) {
-        std::string path = Target(u.file->path);
-        int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-        bool ok = fd >= 0;
-        size_t done = 0;
-        while (ok && done < plain->size()) {
-          ssize_t n = ::pwrite(fd, plain->data() + done, plain->size() - done,
-                               static_cast<off_t>(u.offset + done));
-          if (n < 0) {
-            if (errno == EINTR) continue;
-            ok = false;
-            break;
-          }
-          done += static_cast<size_t>(n);
-        }
-        int err = errno;
-        if (fd >= 0) ::close(fd);
-        if (!ok) {
-          Error(fmt::format("{}: write failed: {}", path, std::strerror(err)));
-          u.file->failed = true;
-        }
+      if (!u.file->failed) {
+        Error(fmt::format("{}: blob {} in pack {}: {}", u.file->path, b.id.Short(), pack.Short(),
+                          plain.status().message()));
       }
-      bytes_done_ += plain->size();
-      if (--u.file->remaining == 0) files_done_++;
+      u.file->failed = true;
+      --u.file->remaining;
     }
+    return;
+  }
+  bool zero = opts_.sparse && AllZero(plain->data(), plain->size());
+  for (const auto& u : b.uses) {
+    if (!zero) {
+      std::string path = Target(u.file->path);
+      int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+      bool ok = fd >= 0;
+      size_t done = 0;
+      while (ok && done < plain->size()) {
+        ssize_t n = ::pwrite(fd, plain->data() + done, plain->size() - done,
+                             static_cast<off_t>(u.offset + done));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          ok = false;
+          break;
+        }
+        done += static_cast<size_t>(n);
+      }
+      int err = errno;
+      if (fd >= 0) ::close(fd);
+      if (!ok) {
+        Error(fmt::format("{}: write failed: {}", path, std::strerror(err)));
+        u.file->failed = true;
+      }
+    }
+    bytes_done_ += plain->size();
+    if (--u.file->remaining == 0) files_done_++;
   }
 }
 

@@ -286,8 +286,11 @@ Result<std::unique_ptr<RepoLock>> RepoLock::Acquire(Repository& repo, bool exclu
       l->info_.uid = getuid();
       l->info_.gid = getgid();
       ASSIGN_OR_RETURN(l->id_, repo.SaveUnpacked(FileType::kLock, SerializeLock(l->info_)));
-      // Another process may have raced us; look again after a short pause, as restic does.
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      // Another process may have raced us; look again (after a short pause, as
+      // restic does, where a listing may lag behind a write).
+      if (!repo.backend().ListsAreConsistent()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
       ASSIGN_OR_RETURN(auto c2, conflict(l->id_));
       if (!c2) {
         l->refresher_ = std::thread([p = l.get()] { p->RefreshLoop(); });
