@@ -92,6 +92,14 @@ Result<std::vector<PackBlob>> ReadPackHeader(const MasterKey& key, std::string_v
 // (they must hold the whole header).
 Result<std::vector<PackBlob>> ReadPackHeaderTail(const MasterKey& key, std::string_view tail,
                                                  uint64_t pack_size, bool allow_compressed);
+class Repository;
+// Worker threads for jobs independent jobs: the repository's thread option, or
+// one per core, and never more than there are jobs.
+unsigned WorkerCount(Repository& repo, size_t jobs);
+// Runs fn(i) for i in [0, n) on up to `threads` threads (the caller's included);
+// stops handing out work after the first error and returns it.
+Status ParallelFor(unsigned threads, size_t n, const std::function<Status(size_t)>& fn);
+
 // Readers that stream packs (restore, check) read them in windows of about
 // this many bytes through one reused buffer.
 constexpr uint64_t kPackReadWindow = 4 << 20;

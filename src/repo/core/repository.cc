@@ -176,6 +176,35 @@ void TuneAllocator() {
   });
 }
 
+unsigned WorkerCount(Repository& repo, size_t jobs) {
+  unsigned n =
+      repo.options().threads ? repo.options().threads : std::thread::hardware_concurrency();
+  n = std::max(1u, n);
+  return static_cast<unsigned>(std::min<size_t>(n, std::max<size_t>(jobs, 1)));
+}
+
+Status ParallelFor(unsigned threads, size_t n, const std::function<Status(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  Status first;
+  auto work = [&] {
+    for (size_t i; !failed && (i = next++) < n;) {
+      Status s = fn(i);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> l(mu);
+        if (first.ok()) first = s;
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads && t < n; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  return first;
+}
+
 // ---------------------------------------------------------------------------
 // Open / Init / keys
 // ---------------------------------------------------------------------------
