@@ -99,7 +99,8 @@ void PrintPruneResult(const RepoSession& s, const repo::PruneResult& p, bool dry
                {"bytes_freed", p.bytes_freed},
                {"bytes_repacked", p.bytes_repacked},
                {"size_before", p.size_before},
-               {"size_after", p.size_after}});
+               {"size_after", p.size_after},
+               {"temp_files_removed", p.temp_files_removed}});
     return;
   }
   if (s.quiet()) return;
@@ -112,6 +113,9 @@ void PrintPruneResult(const RepoSession& s, const repo::PruneResult& p, bool dry
   Out(fmt::format("  space {}freed:     {}\n", would, FormatBytes(p.bytes_freed)));
   Out(fmt::format("  repository size: {} before, {} after\n", FormatBytes(p.size_before),
                   FormatBytes(p.size_after)));
+  if (p.temp_files_removed) {
+    Out(fmt::format("  temp files removed: {} (left by interrupted writes)\n", p.temp_files_removed));
+  }
 }
 
 }  // namespace

@@ -73,6 +73,10 @@ class Backend {
   // memory and calls Save on Commit; the local backend writes to disk as it goes,
   // so a 16 MiB pack never sits in memory.
   virtual Result<std::unique_ptr<TempFile>> CreateTemp();
+  // Removes the temp files that writers killed mid-write left behind (an
+  // unfinished pack, an unrenamed Save) and returns how many. Only for a
+  // caller holding an exclusive lock, so that no live writer owns one.
+  virtual Result<uint64_t> RemoveTempFiles() { return uint64_t{0}; }
 };
 
 // The local directory backend. Save writes <name>-tmp-<random> in the target

@@ -137,6 +137,7 @@ struct PruneResult {
   uint64_t packs_deleted = 0, packs_repacked = 0, blobs_removed = 0;
   uint64_t bytes_freed = 0, bytes_repacked = 0;
   uint64_t size_before = 0, size_after = 0;
+  uint64_t temp_files_removed = 0;  // left by writers killed mid-write
 };
 struct ForgetResult {
   std::vector<ForgetGroup> groups;

@@ -258,7 +258,10 @@ class Repository {
   std::vector<Id> index_files_;
 
   std::mutex pack_mu_;
-  std::unique_ptr<Packer> open_[2];  // per blob type
+  // Open packs that no thread is writing to, per blob type. A saving thread
+  // takes one (or starts one), appends and hashes outside the lock and puts it
+  // back, so packs fill in parallel: about one open pack per concurrent writer.
+  std::vector<std::unique_ptr<Packer>> idle_[2];
   std::unordered_set<Id, IdHash> inflight_[2];  // saved into an open or writing pack
   std::vector<PackEntry> unindexed_;  // written packs not yet in an index file
   std::atomic<uint64_t> bytes_added_{0}, bytes_added_packed_{0}, data_added_{0}, tree_added_{0};

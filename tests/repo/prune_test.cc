@@ -823,6 +823,39 @@ TEST(Prune, RemovesLeftoverPacksOfACrashedBackup) {
   ExpectResticCheck(repo, true);
 }
 
+TEST(Prune, RemovesTempFilesOfKilledWriters) {
+  REQUIRE_RESTIC();
+  ScratchDir dir;
+  std::map<std::string, std::string> files;
+  BuildChangingRepo(dir.path(), &files);
+  if (HasFatalFailure()) return;
+  std::string repo = dir.path() + "/repo";
+  // What a kill -9 leaves: an unfinished pack and an unrenamed Save, and a file
+  // of someone else's that only looks similar.
+  const std::string pack_tmp = repo + "/data/00/pack0123456789abcdef-tmp";
+  const std::string save_tmp = repo + "/index/" + std::string(64, 'a') + "-tmp-0123456789ab";
+  const std::string other = repo + "/data/00/pack-notes-tmp";
+  for (const auto& p : {pack_tmp, save_tmp, other}) {
+    std::ofstream(p, std::ios::binary) << "partial";
+  }
+  auto r = OpenRepo(repo);
+  ASSERT_TRUE(r.ok());
+  PruneOptions dry;
+  dry.dry_run = true;
+  auto d = Prune(**r, dry);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->temp_files_removed, 0u);
+  EXPECT_TRUE(fs::exists(pack_tmp));
+  auto res = Prune(**r, PruneOptions{});
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->temp_files_removed, 2u);
+  EXPECT_FALSE(fs::exists(pack_tmp));
+  EXPECT_FALSE(fs::exists(save_tmp));
+  EXPECT_TRUE(fs::exists(other));
+  fs::remove(other);
+  ExpectResticCheck(repo, true);
+}
+
 TEST(Forget, MatchesResticAndPrunes) {
   REQUIRE_RESTIC();
   ScratchDir dir;

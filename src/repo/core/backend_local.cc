@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "fmt/format.h"
 #include "repo/backend.h"
@@ -256,6 +258,48 @@ class LocalBackend : public Backend {
     return std::unique_ptr<TempFile>(new LocalTempFile(
         path, fd, [this](FileType t, const std::string& n) { return Dir(t, n); },
         [this](FileType t, const std::string& n) { return PathOf(t, n); }));
+  }
+
+  Result<uint64_t> RemoveTempFiles() override {
+    // CreateTemp's "pack<16 hex>-tmp" in data/00, and Save's "<64 hex>-tmp-<12 hex>"
+    // next to the final name in any directory.
+    auto is_temp = [](std::string_view n) {
+      auto hex = [](std::string_view h) {
+        return std::all_of(h.begin(), h.end(),
+                           [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+      };
+      if (n.size() == 24 && n.substr(0, 4) == "pack" && n.substr(20) == "-tmp") {
+        return hex(n.substr(4, 16));
+      }
+      return n.size() == 64 + 5 + 12 && n.substr(64, 5) == "-tmp-" && hex(n.substr(0, 64)) &&
+             hex(n.substr(69));
+    };
+    std::vector<std::string> dirs;
+    for (FileType t : {FileType::kIndex, FileType::kSnapshot, FileType::kKey, FileType::kLock}) {
+      dirs.push_back(root_ + "/" + FileTypeDir(t));
+    }
+    std::string data = root_ + "/data";
+    if (DIR* d = ::opendir(data.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        if (std::strlen(e->d_name) == 2) dirs.push_back(data + "/" + e->d_name);
+      }
+      ::closedir(d);
+    }
+    uint64_t removed = 0;
+    for (const auto& dir : dirs) {
+      DIR* d = ::opendir(dir.c_str());
+      if (!d) continue;
+      std::vector<std::string> temps;
+      while (dirent* e = ::readdir(d)) {
+        if (is_temp(e->d_name)) temps.push_back(dir + "/" + e->d_name);
+      }
+      ::closedir(d);
+      for (const auto& path : temps) {
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("remove", path, errno);
+        ++removed;
+      }
+    }
+    return removed;
   }
 
   Result<std::string> Load(FileType t, const std::string& name, uint64_t offset,

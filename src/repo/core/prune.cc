@@ -256,6 +256,11 @@ Result<PruneResult> PruneLocked(Repository& repo, const PruneOptions& opts,
   Reporter rep(progress);
   PruneResult res;
   Backend& be = repo.backend();
+  // Temp files of writers killed mid-write: with the exclusive lock held, none
+  // belongs to a live process.
+  if (!opts.dry_run) {
+    ASSIGN_OR_RETURN(res.temp_files_removed, be.RemoveTempFiles());
+  }
   const auto refuse = [](const std::string& why) {
     return FailedPrecondition(fmt::format(
         "{}; prune did not delete anything. Run `hearth repo check` to find out what is damaged",

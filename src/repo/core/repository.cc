@@ -559,40 +559,46 @@ Result<bool> Repository::SaveBlob(BlobType t, const Id& id, std::string_view pla
   char* out = sealed.Get(enc);
   Seal(key_, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
        reinterpret_cast<uint8_t*>(out));
-  std::unique_ptr<Packer> full;
+  std::unique_ptr<Packer> p;
   {
     std::lock_guard<std::mutex> l(pack_mu_);
     if (!write_error_.ok()) return write_error_;
-    auto& p = open_[ti];
-    if (!p) {
-      p = std::make_unique<Packer>();
-      p->type = t;
-      if (!opts_.dry_run) {
-        auto f = be_->CreateTemp();
-        if (!f.ok()) {
-          write_error_ = f.status();
-          return f.status();
-        }
-        p->file = std::move(*f);
-      }
+    if (!idle_[ti].empty()) {
+      p = std::move(idle_[ti].back());
+      idle_[ti].pop_back();
     }
-    if (p->file) {
-      Status w = p->file->Write(std::string_view(out, enc));
-      if (!w.ok()) {
-        write_error_ = w;
-        return w;
-      }
-    }
-    p->sha.Update(out, enc);
-    PackBlob pb{id, t, static_cast<uint32_t>(p->size), static_cast<uint32_t>(enc), ulen};
-    p->size += enc;
-    p->blobs.push_back(pb);
-    bytes_added_ += plain.size();
-    bytes_added_packed_ += enc;
-    (t == BlobType::kData ? data_added_ : tree_added_)++;
-    if (p->size >= opts_.pack_size || p->blobs.size() >= 200000) full = std::move(p);
   }
-  if (full) TRY(WritePack(std::move(full)));
+  auto fail = [&](const Status& s) {
+    std::lock_guard<std::mutex> l(pack_mu_);
+    if (write_error_.ok()) write_error_ = s;
+    return s;
+  };
+  if (!p) {
+    p = std::make_unique<Packer>();
+    p->type = t;
+    if (!opts_.dry_run) {
+      auto f = be_->CreateTemp();
+      if (!f.ok()) return fail(f.status());
+      p->file = std::move(*f);
+    }
+  }
+  // This thread owns p now: the write and the hash run outside the lock.
+  if (p->file) {
+    Status w = p->file->Write(std::string_view(out, enc));
+    if (!w.ok()) return fail(w);
+  }
+  p->sha.Update(out, enc);
+  p->blobs.push_back(PackBlob{id, t, static_cast<uint32_t>(p->size), static_cast<uint32_t>(enc), ulen});
+  p->size += enc;
+  bytes_added_ += plain.size();
+  bytes_added_packed_ += enc;
+  (t == BlobType::kData ? data_added_ : tree_added_)++;
+  if (p->size >= opts_.pack_size || p->blobs.size() >= 200000) {
+    TRY(WritePack(std::move(p)));
+    return true;
+  }
+  std::lock_guard<std::mutex> l(pack_mu_);
+  idle_[ti].push_back(std::move(p));
   return true;
 }
 
@@ -624,13 +630,16 @@ Status Repository::WritePack(std::unique_ptr<Packer> p) {
 }
 
 Status Repository::Flush() {
-  for (auto& slot : open_) {
-    std::unique_ptr<Packer> p;
-    {
-      std::lock_guard<std::mutex> l(pack_mu_);
-      p = std::move(slot);
+  std::vector<std::unique_ptr<Packer>> open;
+  {
+    std::lock_guard<std::mutex> l(pack_mu_);
+    for (auto& pool : idle_) {
+      for (auto& p : pool) open.push_back(std::move(p));
+      pool.clear();
     }
-    if (p && !p->blobs.empty()) TRY(WritePack(std::move(p)));
+  }
+  for (auto& p : open) {
+    if (!p->blobs.empty()) TRY(WritePack(std::move(p)));
   }
   std::vector<PackEntry> packs;
   {
