@@ -542,6 +542,62 @@ TEST_F(RepoCli, BackupSnapshotsLsRestoreRoundTrip) {
   EXPECT_TRUE(Contains(missing.err, "error: ")) << missing.err;
 }
 
+// restic's exit code 3: the snapshot is written, without the files that could
+// not be read. Root reads everything, so as root the backup runs as nobody
+// (setpriv) over a tree handed to nobody.
+TEST_F(RepoCli, UnreadableFileExits3AndTheSnapshotIsStillWritten) {
+  constexpr char kSetpriv[] = "/usr/bin/setpriv";
+  const bool root = ::geteuid() == 0;
+  if (root && ::access(kSetpriv, X_OK) != 0) {
+    GTEST_SKIP() << "running as root and " << kSetpriv << " is missing: cannot drop privileges";
+  }
+  Init();
+  WriteText(src_ + "/secret.txt", "not for backup\n");
+  ASSERT_EQ(::chmod((src_ + "/secret.txt").c_str(), 0), 0);
+  std::vector<std::string> argv = {HEARTH_BINARY, "repo", "-r", repo_, "--password-file", pwfile_,
+                                   "backup", "--json", src_};
+  if (root) {
+    const uid_t nobody = 65534;
+    ASSERT_EQ(::lchown(root_.c_str(), nobody, nobody), 0);
+    for (const auto& e : fs::recursive_directory_iterator(root_)) {
+      ASSERT_EQ(::lchown(e.path().c_str(), nobody, nobody), 0) << e.path();
+    }
+    // Runs argv as nobody.
+    auto as_nobody = [&](std::vector<std::string> cmd) {
+      cmd.insert(cmd.begin(), {kSetpriv, "--reuid=65534", "--regid=65534", "--clear-groups"});
+      return cmd;
+    };
+    argv = as_nobody(argv);
+    // The checkout or the temp directory may sit where nobody cannot reach.
+    RunResult probe = RunProgram(as_nobody({HEARTH_BINARY, "repo", "--help"}), root_, CleanEnv());
+    if (probe.exit_code != 0) {
+      GTEST_SKIP() << "hearth cannot run as nobody here: " << probe.Describe();
+    }
+    RunResult list = RunProgram(as_nobody({"/bin/ls", root_}), root_, CleanEnv());
+    if (list.exit_code != 0) {
+      GTEST_SKIP() << root_ << " is not reachable as nobody: " << list.Describe();
+    }
+  }
+  RunResult r = RunProgram(argv, root_, CleanEnv());
+  EXPECT_EQ(r.exit_code, 3) << r.Describe();
+  EXPECT_TRUE(Contains(r.err, "secret.txt")) << r.Describe();
+  EXPECT_TRUE(Contains(r.err, "1 source file could not be read")) << r.Describe();
+  auto lines = Lines(r.out);
+  ASSERT_FALSE(lines.empty()) << r.Describe();
+  json summary = json::parse(lines.back(), nullptr, false);
+  ASSERT_EQ(summary.value("message_type", ""), "summary") << r.out;
+  const std::string id = summary.value("snapshot_id", "");
+  ASSERT_EQ(id.size(), 64u) << r.out;
+
+  // The snapshot is there and holds the readable files.
+  auto ls = Repo({"ls", id});
+  ASSERT_EQ(ls.exit_code, 0) << ls.Describe();
+  EXPECT_TRUE(Contains(ls.out, src_ + "/hello.txt")) << ls.out;
+  EXPECT_TRUE(Contains(ls.out, src_ + "/sub/big.bin")) << ls.out;
+  auto check = Repo({"check", "--read-data"});
+  EXPECT_EQ(check.exit_code, 0) << check.Describe();
+}
+
 TEST_F(RepoCli, BackupTextOutputLikeRestic) {
   Init();
   auto first = Repo({"backup", src_});
