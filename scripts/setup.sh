@@ -38,6 +38,10 @@ PACKAGES=(
   # engine; the restic (0.14) and borg (borgbackup 1.2) CLIs, the real peers that the interop
   # tests (tests/repo) and bench/backup/run.sh compare against.
   libzstd-dev libsodium-dev restic borgbackup
+  # Remote repositories: libssh for the SFTP backend; the peers its tests and bench/backup run
+  # against: OpenSSH sshd (SFTP), rclone (`rclone serve restic`, the REST protocol), botocore
+  # (the reference SigV4 signer). s3rver (npm) is installed by scripts/npm-tools.sh.
+  libssh-dev openssh-server rclone python3-botocore npm
   # Tooling: formatter and linter (version 14 on bookworm; see .clang-format / .clang-tidy).
   clang-format clang-tidy
 )

@@ -85,8 +85,9 @@ void RegisterRepo(CLI::App& app, GlobalOptions& g, Command& run) {
   repo->require_subcommand(1);
   repo->fallthrough();
   repo->add_option("-r,--repo", rg->repo,
-                   "Repository directory (local: prefix allowed; default: $HEARTH_REPOSITORY, "
-                   "then $RESTIC_REPOSITORY)");
+                   "Repository: a directory, sftp:user@host:/path, rest:http://host:8000/, "
+                   "s3:https://host/bucket/prefix (default: $HEARTH_REPOSITORY, then "
+                   "$RESTIC_REPOSITORY)");
   repo->add_option("--password-file", rg->password_file,
                    "Read the repository password from FILE (also: HEARTH_PASSWORD_FILE, "
                    "RESTIC_PASSWORD_FILE)");
@@ -106,6 +107,15 @@ void RegisterRepo(CLI::App& app, GlobalOptions& g, Command& run) {
   repo->add_option("--retry-lock", rg->retry_lock,
                    "Wait up to DURATION (30s, 5m, 1h) for a locked repository")
       ->check(DurationValidator());
+  repo->add_option("-o,--option", rg->options,
+                   "Backend option key=value (repeatable; see docs/repo.md: s3.region, "
+                   "s3.bucket-lookup, sftp.identity, sftp.known-hosts, ...)");
+  repo->add_option("--cacert", rg->cacert, "Also trust the CA certificates in FILE (PEM) for https");
+  repo->add_option("--limit-upload", rg->limit_upload_kib, "Limit uploads to KiB/s (0 = none)")
+      ->check(CLI::NonNegativeNumber);
+  repo->add_option("--limit-download", rg->limit_download_kib,
+                   "Limit downloads to KiB/s (0 = none)")
+      ->check(CLI::NonNegativeNumber);
   repo->footer(
       "Commands: init, backup, restore, snapshots, ls, cat, list, diff, check, forget, prune,\n"
       "stats, unlock, key. Password: --password-file, --password-command, HEARTH_PASSWORD_FILE,\n"

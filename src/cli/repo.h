@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "repo/backend.h"
 #include "repo/node.h"  // before repo.h, which uses Node
 #include "repo/repo.h"
 #include "repo/repository.h"
@@ -40,6 +41,10 @@ struct RepoGlobals {
   int pack_size_mib = 0;         // --pack-size (0 = env or 16)
   bool no_lock = false;          // --no-lock
   std::string retry_lock;        // --retry-lock DURATION ("" = do not retry)
+  std::vector<std::string> options;  // -o key=value (backend options)
+  std::string cacert;                // --cacert FILE (https backends)
+  int64_t limit_upload_kib = 0;      // --limit-upload KiB/s (0 = none)
+  int64_t limit_download_kib = 0;    // --limit-download KiB/s (0 = none)
 };
 
 // Snapshot selection shared by snapshots, restore, forget and stats.
@@ -193,6 +198,9 @@ class RepoSession {
   // Where the repository is (-r, HEARTH_REPOSITORY, RESTIC_REPOSITORY); the
   // `local:` prefix is removed. "" (with an error printed) when none is given.
   const std::string& location() const { return location_; }
+  // Opens the backend for location() with the backend flags and the
+  // credentials from the environment (AWS_*, RESTIC_REST_*).
+  Result<std::unique_ptr<repo::Backend>> OpenBackend() const;
   // Opens the repository with the password and takes the lock. Returns
   // kExitOk or the exit code (10 no repository, 11 locked, 12 wrong password).
   int Open(RepoLockMode lock);

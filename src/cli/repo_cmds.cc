@@ -815,7 +815,7 @@ int RunRepoKeyPasswd(const GlobalOptions& g, const RepoGlobals& rg, const RepoKe
   if (!new_id.ok()) return s.Fail(new_id.status());
   // The repository refuses to remove the key that opened it: open it again
   // with the new key and remove the old one from there.
-  auto be = repo::OpenLocalBackend(s.location());
+  auto be = s.OpenBackend();
   if (!be.ok()) return s.Fail(be.status());
   auto again = repo::Repository::Open(std::move(*be), pw->view(), *new_id);
   if (!again.ok()) {

@@ -317,12 +317,18 @@ int RepoSession::Start() {
                 kExitUsage);
   }
   if (StartsWith(loc, "local:")) loc = loc.substr(6);
-  for (const char* scheme :
-       {"sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:"}) {
+  for (const char* scheme : {"b2:", "azure:", "gs:", "swift:", "rclone:"}) {
     if (StartsWith(loc, scheme)) {
       return Fail(InvalidArgument(fmt::format(
-          "repository {}: only local directories are supported so far (not {} repositories)", loc,
-          std::string_view(scheme).substr(0, std::strlen(scheme) - 1))));
+          "repository {}: {} repositories are not supported (use a directory, sftp:, rest: or "
+          "s3:; Google Cloud Storage works through s3:https://storage.googleapis.com/BUCKET)",
+          loc, std::string_view(scheme).substr(0, std::strlen(scheme) - 1))));
+    }
+  }
+  if (auto u = repo::ParseRepoUrl(loc); !u.ok()) return Fail(u.status(), kExitUsage);
+  for (const std::string& kv : rg_.options) {
+    if (kv.find('=') == std::string::npos || kv.front() == '=') {
+      return Fail(InvalidArgument(fmt::format("-o {}: expected key=value", kv)), kExitUsage);
     }
   }
   if (loc.empty()) return Fail(InvalidArgument("the repository path is empty"), kExitUsage);
@@ -392,8 +398,29 @@ int RepoSession::ApplyRepoOptions() {
   return kExitOk;
 }
 
+Result<std::unique_ptr<repo::Backend>> RepoSession::OpenBackend() const {
+  repo::BackendOptions o;
+  for (const std::string& kv : rg_.options) {
+    size_t eq = kv.find('=');
+    o.extended[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  o.ca_file = rg_.cacert;
+  o.upload_limit = static_cast<uint64_t>(rg_.limit_upload_kib) * 1024;
+  o.download_limit = static_cast<uint64_t>(rg_.limit_download_kib) * 1024;
+  const std::pair<const char*, const char*> env_credentials[] = {
+      {"AWS_ACCESS_KEY_ID", "access_key_id"},   {"AWS_SECRET_ACCESS_KEY", "secret_access_key"},
+      {"AWS_SESSION_TOKEN", "session_token"},   {"AWS_DEFAULT_REGION", "region"},
+      {"AWS_REGION", "region"},                 {"RESTIC_REST_USERNAME", "username"},
+      {"RESTIC_REST_PASSWORD", "password"}};
+  for (const auto& [env, key] : env_credentials) {
+    std::string v = EnvVar(env);
+    if (!v.empty()) o.credentials[key] = v;
+  }
+  return repo::OpenBackend(location_, o);
+}
+
 int RepoSession::Open(RepoLockMode lock) {
-  auto be = repo::OpenLocalBackend(location_);
+  auto be = OpenBackend();
   if (!be.ok()) return Fail(be.status());
   auto pw = ResolvePassword(false);
   if (!pw.ok()) {
@@ -442,9 +469,12 @@ int RepoSession::HoldLock(bool exclusive) {
 
 int RepoSession::Init(uint32_t version) {
   std::error_code ec;
-  std::filesystem::path parent = std::filesystem::path(location_).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  auto be = repo::OpenLocalBackend(location_);
+  auto url = repo::ParseRepoUrl(location_);
+  if (url.ok() && url->scheme == repo::RepoUrl::Scheme::kLocal) {
+    std::filesystem::path parent = std::filesystem::path(location_).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  }
+  auto be = OpenBackend();
   if (!be.ok()) return Fail(be.status());
   auto pw = ResolvePassword(true);
   if (!pw.ok()) {
