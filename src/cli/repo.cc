@@ -118,7 +118,7 @@ void RegisterRepo(CLI::App& app, GlobalOptions& g, Command& run) {
       ->check(CLI::NonNegativeNumber);
   repo->footer(
       "Commands: init, backup, restore, snapshots, ls, cat, list, diff, check, forget, prune,\n"
-      "stats, unlock, key. Password: --password-file, --password-command, HEARTH_PASSWORD_FILE,\n"
+      "stats, unlock, key, copy. Password: --password-file, --password-command, HEARTH_PASSWORD_FILE,\n"
       "HEARTH_PASSWORD_COMMAND, HEARTH_PASSWORD (then the RESTIC_ ones), else a prompt on a "
       "terminal.\n"
       "Exit codes: 0 ok, 1 fatal error, 3 backup saved but some files were unreadable, 10 no\n"
@@ -333,6 +333,33 @@ void RegisterRepo(CLI::App& app, GlobalOptions& g, Command& run) {
                     "restore-size (default), raw-data, files-by-contents or blobs-per-file")
         ->check(CLI::IsMember({"restore-size", "raw-data", "files-by-contents", "blobs-per-file"}))
         ->capture_default_str();
+  }
+  {
+    auto a = std::make_shared<RepoCopyArgs>();
+    auto* cmd = AddCommand(
+        repo, "copy", "Copy snapshots from another repository into this one",
+        "  hearth repo -r sftp:nas:/tank/restic copy --from-repo /srv/backup/restic\n"
+        "  hearth repo -r s3:https://storage.googleapis.com/bucket/restic copy \\\n"
+        "      --from-repo /srv/backup/restic --from-password-file /etc/hearth/local.pw latest\n"
+        "  hearth repo copy --from-repo /srv/a --host db --dry-run",
+        g, rg, run, a, RunRepoCopy);
+    cmd->add_option("SNAPSHOT", a->snapshots,
+                    "Source snapshot IDs or \"latest\" (default: all that match the filter)");
+    cmd->add_option("--from-repo", a->from_repo,
+                    "Source repository (default: $HEARTH_FROM_REPOSITORY, then "
+                    "$RESTIC_FROM_REPOSITORY)");
+    cmd->add_option("--from-password-file", a->from_password_file,
+                    "Read the source repository's password from FILE (also: "
+                    "HEARTH_FROM_PASSWORD_FILE, RESTIC_FROM_PASSWORD_FILE, *_FROM_PASSWORD)");
+    cmd->add_option("--from-password-command", a->from_password_command,
+                    "Run CMD; the first line it prints is the source repository's password");
+    cmd->add_option("--host", a->filter.hosts, "Only snapshots of this host (repeatable)")
+        ->allow_extra_args(false);
+    cmd->add_option("--tag", a->filter.tags, "Only snapshots with these tags (repeatable, a,b = both)")
+        ->allow_extra_args(false);
+    cmd->add_option("--path", a->filter.paths, "Only snapshots with this path (repeatable)")
+        ->allow_extra_args(false);
+    cmd->add_flag("-n,--dry-run", a->dry_run, "Only show what would be copied");
   }
   {
     auto a = std::make_shared<RepoUnlockArgs>();

@@ -45,6 +45,9 @@ struct RepoGlobals {
   std::string cacert;                // --cacert FILE (https backends)
   int64_t limit_upload_kib = 0;      // --limit-upload KiB/s (0 = none)
   int64_t limit_download_kib = 0;    // --limit-download KiB/s (0 = none)
+  // The source side of `copy`: the repository and password come from the
+  // --from-* flags or HEARTH_FROM_* / RESTIC_FROM_* variables.
+  bool source_of_copy = false;
 };
 
 // Snapshot selection shared by snapshots, restore, forget and stats.
@@ -135,6 +138,13 @@ struct RepoStatsArgs {
   std::string mode = "restore-size";
 };
 
+struct RepoCopyArgs {
+  std::vector<std::string> snapshots;  // IDs (default: all matching the filter)
+  std::string from_repo, from_password_file, from_password_command;
+  SnapshotFilter filter;
+  bool dry_run = false;
+};
+
 struct RepoUnlockArgs {
   bool remove_all = false;
 };
@@ -157,6 +167,7 @@ int RunRepoForget(const GlobalOptions& g, const RepoGlobals& rg, const RepoForge
 int RunRepoPrune(const GlobalOptions& g, const RepoGlobals& rg, const RepoPruneArgs& a);
 int RunRepoStats(const GlobalOptions& g, const RepoGlobals& rg, const RepoStatsArgs& a);
 int RunRepoUnlock(const GlobalOptions& g, const RepoGlobals& rg, const RepoUnlockArgs& a);
+int RunRepoCopy(const GlobalOptions& g, const RepoGlobals& rg, const RepoCopyArgs& a);
 int RunRepoKeyList(const GlobalOptions& g, const RepoGlobals& rg, const RepoKeyArgs& a);
 int RunRepoKeyAdd(const GlobalOptions& g, const RepoGlobals& rg, const RepoKeyArgs& a);
 int RunRepoKeyRemove(const GlobalOptions& g, const RepoGlobals& rg, const RepoKeyArgs& a);

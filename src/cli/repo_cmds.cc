@@ -741,6 +741,87 @@ int RunRepoUnlock(const GlobalOptions& g, const RepoGlobals& rg, const RepoUnloc
 }
 
 // ---------------------------------------------------------------------------
+// copy
+// ---------------------------------------------------------------------------
+
+int RunRepoCopy(const GlobalOptions& g, const RepoGlobals& rg, const RepoCopyArgs& a) {
+  RepoSession dst(g, rg);
+  if (int rc = Begin(dst, RepoLockMode::kShared); rc != kExitOk) return rc;
+  RepoGlobals from = rg;
+  from.repo = a.from_repo;
+  from.password_file = a.from_password_file;
+  from.password_command = a.from_password_command;
+  from.source_of_copy = true;
+  from.options.clear();  // -o belongs to the target; the source takes the same TLS/limit flags
+  RepoSession src(g, from);
+  if (int rc = Begin(src, RepoLockMode::kShared); rc != kExitOk) return rc;
+  if (src.repo().config().id == dst.repo().config().id) {
+    return dst.Fail(InvalidArgument(fmt::format(
+                        "--from-repo {} is the same repository as {} (same repository ID); copy "
+                        "needs two different repositories",
+                        src.location(), dst.location())),
+                    kExitUsage);
+  }
+  std::vector<repo::Snapshot> picked;
+  if (a.snapshots.empty()) {
+    auto all = repo::LoadSnapshots(src.repo(), nullptr);
+    if (!all.ok()) return src.Fail(all.status());
+    picked = FilterSnapshots(*all, a.filter);
+  } else {
+    for (const std::string& ref : a.snapshots) {
+      auto sn = ResolveSnapshot(src.repo(), ref, a.filter);
+      if (!sn.ok()) return src.Fail(sn.status().WithContext("source repository"));
+      picked.push_back(*sn);
+    }
+  }
+  repo::CopyOptions o;
+  o.dry_run = a.dry_run;
+  ProgressLine progress(ProgressModeFor(dst, false), "snapshots");
+  auto r = repo::Copy(src.repo(), dst.repo(), picked, o, progress.Sink());
+  progress.Clear();
+  if (!r.ok()) return dst.FailOp(r.status());
+  uint64_t copied = 0, skipped = 0;
+  for (const auto& c : r->snapshots) (c.skipped ? skipped : copied) += 1;
+  if (dst.json()) {
+    json list = json::array();
+    for (const auto& c : r->snapshots) {
+      json j = {{"source", c.source.id.Hex()}, {"skipped", c.skipped}};
+      if (c.copy) j["copy"] = c.copy->Hex();
+      if (c.existing) j["existing"] = c.existing->Hex();
+      list.push_back(j);
+    }
+    PrintJson({{"message_type", "copy_summary"},
+               {"dry_run", a.dry_run},
+               {"snapshots_copied", copied},
+               {"snapshots_skipped", skipped},
+               {"data_blobs", r->data_blobs},
+               {"tree_blobs", r->tree_blobs},
+               {"bytes", r->bytes},
+               {"bytes_stored", r->bytes_stored},
+               {"total_duration", progress.seconds()},
+               {"snapshots", list}});
+  } else if (!dst.quiet()) {
+    for (const auto& c : r->snapshots) {
+      if (c.skipped) {
+        Out(fmt::format("skipped {}: already copied as {}\n", DescribeSnapshot(c.source),
+                        c.existing->Short()));
+      } else if (c.copy) {
+        Out(fmt::format("copied {} -> {}\n", DescribeSnapshot(c.source), c.copy->Short()));
+      } else {
+        Out(fmt::format("would copy {}\n", DescribeSnapshot(c.source)));
+      }
+    }
+    Out(fmt::format("{} {} snapshot{}, skipped {}; {} {} data and {} tree blobs ({}, {} stored) "
+                    "in {}\n",
+                    a.dry_run ? "would copy" : "copied", copied, copied == 1 ? "" : "s", skipped,
+                    a.dry_run ? "would add" : "added", r->data_blobs, r->tree_blobs,
+                    FormatBytes(r->bytes), FormatBytes(r->bytes_stored),
+                    FormatDuration(std::chrono::seconds(static_cast<int64_t>(progress.seconds())))));
+  }
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
 // key
 // ---------------------------------------------------------------------------
 

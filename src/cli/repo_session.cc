@@ -16,6 +16,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -40,7 +41,8 @@ constexpr size_t kMaxCommandOutput = 1 << 20;
 std::atomic<bool> g_status_drawn{false};
 std::atomic<pid_t> g_child{0};  // a running password command
 std::mutex g_repo_mu;
-repo::Repository* g_repo = nullptr;  // guarded by g_repo_mu
+// Open repositories whose locks Ctrl-C removes (two during `copy`); guarded by g_repo_mu.
+std::vector<repo::Repository*> g_repos;
 
 void WriteAll(int fd, std::string_view s) {
   while (!s.empty()) {
@@ -74,7 +76,7 @@ void RemoveOwnLocks(repo::Repository& r) {
   WriteAll(STDERR_FILENO, "signal interrupt received, cleaning up\n");
   {
     std::lock_guard<std::mutex> lk(g_repo_mu);
-    if (g_repo != nullptr) RemoveOwnLocks(*g_repo);
+    for (repo::Repository* r : g_repos) RemoveOwnLocks(*r);
   }
   std::fflush(stdout);
   ::_exit(repo::kExitInterrupted);
@@ -105,9 +107,14 @@ void InstallInterruptHandling() {
   });
 }
 
-void SetCurrentRepo(repo::Repository* r) {
+void RegisterRepo(repo::Repository* r) {
   std::lock_guard<std::mutex> lk(g_repo_mu);
-  g_repo = r;
+  g_repos.push_back(r);
+}
+
+void UnregisterRepo(repo::Repository* r) {
+  std::lock_guard<std::mutex> lk(g_repo_mu);
+  g_repos.erase(std::remove(g_repos.begin(), g_repos.end(), r), g_repos.end());
 }
 
 // ----- passwords -----
@@ -245,7 +252,7 @@ RepoSession::RepoSession(const GlobalOptions& g, const RepoGlobals& rg) : g_(g),
 
 RepoSession::~RepoSession() {
   lock_.reset();
-  SetCurrentRepo(nullptr);
+  if (repo_) UnregisterRepo(repo_.get());
   repo_.reset();
 }
 
@@ -308,8 +315,17 @@ int RepoSession::Start() {
   if (mib != 0) pack_size_ = static_cast<size_t>(mib) << 20;
 
   std::string loc = rg_.repo;
-  for (const char* env : {"HEARTH_REPOSITORY", "RESTIC_REPOSITORY"}) {
+  const bool from = rg_.source_of_copy;
+  for (const char* env : from ? std::initializer_list<const char*>{"HEARTH_FROM_REPOSITORY",
+                                                                   "RESTIC_FROM_REPOSITORY"}
+                              : std::initializer_list<const char*>{"HEARTH_REPOSITORY",
+                                                                   "RESTIC_REPOSITORY"}) {
     if (loc.empty()) loc = EnvVar(env);
+  }
+  if (loc.empty() && from) {
+    return Fail(InvalidArgument("no source repository given: use --from-repo URL, or set "
+                                "HEARTH_FROM_REPOSITORY (or RESTIC_FROM_REPOSITORY)"),
+                kExitUsage);
   }
   if (loc.empty()) {
     return Fail(InvalidArgument("no repository given: use -r/--repo DIR, or set HEARTH_REPOSITORY "
@@ -340,10 +356,16 @@ Result<SecretBytes> RepoSession::ResolvePassword(bool for_init) {
   if (!rg_.password_file.empty() && !rg_.password_command.empty()) {
     return InvalidArgument("--password-file and --password-command exclude each other; give one");
   }
-  if (!rg_.password_command.empty())
-    return RunPasswordCommand(rg_.password_command, "--password-command");
-  if (!rg_.password_file.empty()) return ReadPasswordFile(rg_.password_file, "--password-file");
-  for (const char* family : {"HEARTH", "RESTIC"}) {
+  const bool from = rg_.source_of_copy;
+  if (!rg_.password_command.empty()) {
+    return RunPasswordCommand(rg_.password_command,
+                              from ? "--from-password-command" : "--password-command");
+  }
+  if (!rg_.password_file.empty()) {
+    return ReadPasswordFile(rg_.password_file, from ? "--from-password-file" : "--password-file");
+  }
+  for (const char* family : from ? std::initializer_list<const char*>{"HEARTH_FROM", "RESTIC_FROM"}
+                                 : std::initializer_list<const char*>{"HEARTH", "RESTIC"}) {
     std::string file_var = std::string(family) + "_PASSWORD_FILE";
     std::string cmd_var = std::string(family) + "_PASSWORD_COMMAND";
     std::string pw_var = std::string(family) + "_PASSWORD";
@@ -353,6 +375,13 @@ Result<SecretBytes> RepoSession::ResolvePassword(bool for_init) {
       return SecretBytes(pw, std::strlen(pw));
     }
   }
+  if (!IsTerminal(stdin) && from) {
+    return FailedPrecondition(
+        "no password given for the source repository: use --from-password-file FILE, "
+        "--from-password-command CMD, or set HEARTH_FROM_PASSWORD (or RESTIC_FROM_PASSWORD, "
+        "RESTIC_FROM_PASSWORD_FILE)");
+  }
+  if (from) return PromptPassword("enter password for source repository: ");
   if (!IsTerminal(stdin)) {
     return FailedPrecondition(
         "no password given: use --password-file FILE, --password-command CMD, or set "
@@ -440,7 +469,7 @@ int RepoSession::Open(RepoLockMode lock) {
     return Fail(s);
   }
   repo_ = std::move(*r);
-  SetCurrentRepo(repo_.get());
+  RegisterRepo(repo_.get());
   if (int rc = ApplyRepoOptions(); rc != kExitOk) return rc;
   if (lock == RepoLockMode::kNone || (lock == RepoLockMode::kShared && rg_.no_lock)) return kExitOk;
   auto l = repo::RepoLock::Acquire(*repo_, lock == RepoLockMode::kExclusive, retry_);
@@ -485,7 +514,7 @@ int RepoSession::Init(uint32_t version) {
   auto r = repo::Repository::Init(std::move(*be), password_.view(), repo::CalibrateKdf(), version);
   if (!r.ok()) return Fail(r.status());
   repo_ = std::move(*r);
-  SetCurrentRepo(repo_.get());
+  RegisterRepo(repo_.get());
   return kExitOk;
 }
 

@@ -148,6 +148,38 @@ Result<ForgetResult> Forget(Repository& repo, const ForgetOptions& opts, const P
 Result<PruneResult> Prune(Repository& repo, const PruneOptions& opts, const ProgressSink& progress = {});
 
 // ---------------------------------------------------------------------------
+// copy
+// ---------------------------------------------------------------------------
+// Copies snapshots from src to dst as restic's `copy` does: every blob dst
+// lacks is decrypted with src's key and stored again with dst's (compressed
+// per dst's options); trees dst already has are not descended into. Each
+// copied snapshot gets parent = none and original = the source's original (or
+// its own ID), so a later run recognises it and skips it: a source snapshot
+// is skipped when dst holds one with the same original and the same time,
+// tree, host, user, paths, tags and excludes. Blobs, then the index, then the
+// snapshot are written per snapshot, so a kill leaves the snapshots copied so
+// far complete and no snapshot without its data. Both index sets are loaded
+// here. The caller holds a lock on each repository (shared is enough).
+struct CopyOptions {
+  bool dry_run = false;  // find what would be copied, write nothing
+};
+struct CopiedSnapshot {
+  Snapshot source;
+  std::optional<Id> copy;  // the new snapshot in dst (none when skipped or a dry run)
+  bool skipped = false;    // dst already had it
+  std::optional<Id> existing;  // when skipped: the matching snapshot in dst
+};
+struct CopyResult {
+  std::vector<CopiedSnapshot> snapshots;  // in the order given
+  uint64_t data_blobs = 0, tree_blobs = 0;  // blobs copied
+  uint64_t bytes = 0;                        // their plaintext size
+  uint64_t bytes_stored = 0;                 // what dst stored for them (packed)
+};
+// progress: bytes_done/bytes_total of the blobs to copy; files_* = snapshots.
+Result<CopyResult> Copy(Repository& src, Repository& dst, const std::vector<Snapshot>& snapshots,
+                        const CopyOptions& opts, const ProgressSink& progress = {});
+
+// ---------------------------------------------------------------------------
 // read-only inspection
 // ---------------------------------------------------------------------------
 // Walks a snapshot's tree depth-first in name order; fn(path, node) with paths
