@@ -54,77 +54,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// A string with its references resolved: `real` for the process, `shown`
-// with each secret as "(sensitive:<marker>)" for hashes and records.
-struct Resolved {
-  std::string real;
-  std::string shown;
-};
-
-struct SecretContext {
-  const secrets::LabSecrets* values = nullptr;
-  Status load_error;  // why values is null (when a secrets file could not be opened)
-  std::vector<std::string>* sensitive = nullptr;
-};
-
-Resolved Substitute(const spec::Lab& lab, const std::string& in, const std::string& runtime_dir,
-                    const SecretContext& sc, Status& error) {
-  Resolved out;
-  size_t i = 0;
-  auto both = [&](const std::string& text) {
-    out.real += text;
-    out.shown += text;
-  };
-  while (i < in.size()) {
-    if (in.compare(i, 3, "$${") == 0) {
-      both("${");
-      i += 3;
-      continue;
-    }
-    if (in.compare(i, 2, "${") != 0) {
-      both(std::string(1, in[i++]));
-      continue;
-    }
-    size_t end = in.find('}', i);
-    if (end == std::string::npos) {  // validation rejects this; keep it literal
-      both(in.substr(i));
-      break;
-    }
-    std::string body = in.substr(i + 2, end - i - 2);
-    std::string kind = body.substr(0, body.find(':'));
-    std::string target = body.find(':') == std::string::npos ? "" : body.substr(body.find(':') + 1);
-    if (kind == "volume") {
-      const spec::Volume* v = lab.FindVolume(target);
-      both(v ? lab.VolumePath(*v) : "");
-    } else if (kind == "port") {
-      both(target.substr(0, target.find('/')));
-    } else if (kind == "runtime_dir") {
-      both(runtime_dir);
-    } else if (kind == "lab_dir") {
-      both(lab.root);
-    } else if (kind == "secret") {
-      const SecretBytes* value = sc.values ? sc.values->Find(target) : nullptr;
-      if (value != nullptr) {
-        out.real.append(value->view());
-        out.shown += "(sensitive:" + sc.values->Marker(target) + ")";
-        if (sc.sensitive && !value->empty()) sc.sensitive->emplace_back(value->view());
-      } else if (error.ok()) {
-        if (!sc.values) {
-          error = FailedPrecondition(
-              "uses ${secret:" + target + "}, but the lab's secrets could not be decrypted: " +
-              (sc.load_error.ok() ? std::string("no secrets were loaded") : sc.load_error.message()));
-        } else {
-          error = NotFound("uses ${secret:" + target +
-                           "}, which is in none of the lab's secrets files; add it with "
-                           "`hearth secret set " + target + " VALUE` or fix the reference");
-        }
-      }
-    }
-    i = end + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 Result<runtime::StartSpec> ResolveStartSpec(const spec::Lab& lab, const spec::Service& svc,
@@ -134,11 +63,11 @@ Result<runtime::StartSpec> ResolveStartSpec(const spec::Lab& lab, const spec::Se
   runtime::StartSpec s;
   Status err;
   std::string runtime_dir = run_dir + "/" + svc.name;
-  SecretContext sc{secret_values, secrets_error, &s.sensitive};
+  secrets::ExpandContext sc{secret_values, secrets_error, &s.sensitive};
   // The canonical form hashes what is shown (secrets as markers), never a value.
   nlohmann::json canon;
   auto sub = [&](const std::string& in, nlohmann::json& shown) {
-    Resolved r = Substitute(lab, in, runtime_dir, sc, err);
+    secrets::Expanded r = secrets::Expand(lab, in, runtime_dir, sc, err);
     shown = r.shown;
     return r.real;
   };

@@ -156,4 +156,62 @@ std::vector<std::string_view> LabSecrets::Values() const {
 }
 
 
+Expanded Expand(const spec::Lab& lab, const std::string& in, const std::string& runtime_dir,
+                const ExpandContext& sc, Status& error) {
+  Expanded out;
+  size_t i = 0;
+  auto both = [&](const std::string& text) {
+    out.real += text;
+    out.shown += text;
+  };
+  while (i < in.size()) {
+    if (in.compare(i, 3, "$${") == 0) {
+      both("${");
+      i += 3;
+      continue;
+    }
+    if (in.compare(i, 2, "${") != 0) {
+      both(std::string(1, in[i++]));
+      continue;
+    }
+    size_t end = in.find('}', i);
+    if (end == std::string::npos) {  // validation rejects this; keep it literal
+      both(in.substr(i));
+      break;
+    }
+    std::string body = in.substr(i + 2, end - i - 2);
+    std::string kind = body.substr(0, body.find(':'));
+    std::string target = body.find(':') == std::string::npos ? "" : body.substr(body.find(':') + 1);
+    if (kind == "volume") {
+      const spec::Volume* v = lab.FindVolume(target);
+      both(v ? lab.VolumePath(*v) : "");
+    } else if (kind == "port") {
+      both(target.substr(0, target.find('/')));
+    } else if (kind == "runtime_dir") {
+      both(runtime_dir);
+    } else if (kind == "lab_dir") {
+      both(lab.root);
+    } else if (kind == "secret") {
+      const SecretBytes* value = sc.values ? sc.values->Find(target) : nullptr;
+      if (value != nullptr) {
+        out.real.append(value->view());
+        out.shown += "(sensitive:" + sc.values->Marker(target) + ")";
+        if (sc.sensitive && !value->empty()) sc.sensitive->emplace_back(value->view());
+      } else if (error.ok()) {
+        if (!sc.values) {
+          error = FailedPrecondition(
+              "uses ${secret:" + target + "}, but the lab's secrets could not be decrypted: " +
+              (sc.load_error.ok() ? std::string("no secrets were loaded") : sc.load_error.message()));
+        } else {
+          error = NotFound("uses ${secret:" + target +
+                           "}, which is in none of the lab's secrets files; add it with "
+                           "`hearth secret set " + target + " VALUE` or fix the reference");
+        }
+      }
+    }
+    i = end + 1;
+  }
+  return out;
+}
+
 }  // namespace hearth::secrets

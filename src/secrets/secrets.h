@@ -63,6 +63,23 @@ class LabSecrets {
   SecretBytes marker_key_;
 };
 
+// A string with its ${...} references resolved: `real` for the process,
+// `shown` with each secret as "(sensitive:<marker>)" for hashes and records.
+struct Expanded {
+  std::string real;
+  std::string shown;
+};
+struct ExpandContext {
+  const LabSecrets* values = nullptr;
+  Status load_error;  // why values is null (when a secrets file could not be opened)
+  std::vector<std::string>* sensitive = nullptr;  // resolved secret values are appended
+};
+// Resolves ${volume:NAME} (the volume's path), ${port:N} (N), ${runtime_dir},
+// ${lab_dir} and ${secret:PATH}; "$${" is a literal "${". The first secret
+// that cannot be resolved sets `error` (the string still comes back).
+Expanded Expand(const spec::Lab& lab, const std::string& in, const std::string& runtime_dir,
+                const ExpandContext& context, Status& error);
+
 // The spec's key path syntax ("a[0].b") in SOPS's dotted form ("a.0.b").
 std::string ToDottedPath(std::string_view key_path);
 

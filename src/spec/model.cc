@@ -122,4 +122,48 @@ std::string Lab::VolumePath(const Volume& v) const {
   return root + "/" + p;
 }
 
+ThreeTwoOne EvaluateThreeTwoOne(const Lab& lab, const BackupPolicy& policy) {
+  ThreeTwoOne t;
+  t.copies.push_back("live data");
+  t.media.insert("live");
+  std::vector<std::string> names;
+  if (!policy.repository.name.empty()) names.push_back(policy.repository.name);
+  for (const auto& c : policy.copies) names.push_back(c.name);
+  for (const auto& n : names) {
+    for (const auto& r : lab.backups.repositories) {
+      if (r.name != n) continue;
+      t.copies.push_back(r.name);
+      t.media.insert(r.medium.empty() ? r.name : r.medium);
+      if (r.offsite) t.offsite.push_back(r.name);
+      break;
+    }
+  }
+  if (t.copies.size() < 3) {
+    t.missing.push_back(std::to_string(t.copies.size()) + (t.copies.size() == 1 ? " copy" : " copies") +
+                        " (needs 3)");
+  }
+  if (t.media.size() < 2) t.missing.push_back("1 medium (needs 2)");
+  if (t.offsite.empty()) t.missing.push_back("no offsite copy (needs 1)");
+  return t;
+}
+
+std::string ThreeTwoOne::Explain(const std::string& policy) const {
+  std::string have = std::to_string(copies.size()) + (copies.size() == 1 ? " copy (" : " copies (");
+  for (size_t i = 0; i < copies.size(); ++i) have += (i ? ", " : "") + copies[i];
+  have += ") on " + std::to_string(media.size()) + (media.size() == 1 ? " medium (" : " media (");
+  size_t i = 0;
+  for (const auto& m : media) have += (i++ ? ", " : "") + m;
+  have += ")";
+  have += offsite.empty() ? ", none offsite" : ", " + std::to_string(offsite.size()) + " offsite";
+  std::string out = "backup policy \"" + policy + "\" ";
+  out += met() ? "meets" : "does not meet";
+  out += " the 3-2-1 rule (at least 3 copies counting the live data, on at least 2 media, at "
+         "least 1 offsite): it has " + have;
+  if (!met()) {
+    out += "; missing: ";
+    for (size_t k = 0; k < missing.size(); ++k) out += (k ? ", " : "") + missing[k];
+  }
+  return out;
+}
+
 }  // namespace hearth::spec

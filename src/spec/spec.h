@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -562,6 +563,21 @@ void ValidateLab(const Lab& lab, Diagnostics& diags);
 LoadResult LoadAndValidate(const std::string& path);
 LoadResult LoadAndValidateStrings(const std::vector<std::pair<std::string, std::string>>& docs,
                                   const std::string& root = ".");
+
+// The 3-2-1 rule for one backup policy: at least 3 copies of the data (the
+// live data counts as one, on medium "live"), on at least 2 different media,
+// at least 1 offsite. Pure; unknown repository names are ignored (validation
+// reports them).
+struct ThreeTwoOne {
+  std::vector<std::string> copies;  // "live data", then the repositories, in policy order
+  std::set<std::string> media;      // "live" plus each repository's medium (its name if unset)
+  std::vector<std::string> offsite;  // offsite repositories
+  std::vector<std::string> missing;  // what fails, e.g. "2 copies (needs 3)"; empty = met
+  bool met() const { return missing.empty(); }
+  // One sentence: the rule, what the policy has and what is missing.
+  std::string Explain(const std::string& policy) const;
+};
+ThreeTwoOne EvaluateThreeTwoOne(const Lab& lab, const BackupPolicy& policy);
 
 // Limits that keep hostile input from exhausting the process.
 inline constexpr size_t kMaxSpecFileBytes = 4 * 1024 * 1024;

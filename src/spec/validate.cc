@@ -313,15 +313,17 @@ class Validator {
     const auto& repos = lab_.backups.repositories;
     for (const auto& r : repos) {
       if (r.url.empty()) continue;
-      static const std::vector<std::string> kSchemes = {"sftp:", "rest:", "s3:", "gs:", "/",
-                                                        "local:", "rclone:"};
+      static const std::vector<std::string> kSchemes = {"sftp:", "rest:", "s3:", "/", "local:"};
       bool ok = std::any_of(kSchemes.begin(), kSchemes.end(),
                             [&](const std::string& p) { return StartsWith(r.url, p); });
-      if (!ok) {
+      if (StartsWith(r.url, "gs:")) {
         d_.Error(r.loc, r.path + ".url",
-                 "expected a repository URL (/abs/path, local:, sftp:, rest:, s3:, gs:, rclone:), "
-                 "found \"" + r.url +
-                     "\"");
+                 "gs: URLs are not supported; Google Cloud Storage works through its XML API: "
+                 "s3:https://storage.googleapis.com/BUCKET/PREFIX with an HMAC key as credentials");
+      } else if (!ok) {
+        d_.Error(r.loc, r.path + ".url",
+                 "expected a repository URL (/abs/path, local:/path, sftp:user@host:/path, "
+                 "rest:http://host:8000/, s3:https://host/bucket/prefix), found \"" + r.url + "\"");
       }
     }
     for (const auto& p : lab_.backups.policies) {
@@ -342,37 +344,19 @@ class Validator {
                      "\", which is not one of this policy's repositories");
       }
       bool known = p.three_two_one == "enforce" || p.three_two_one == "warn";
-      if (ok && known) Check321(p, names);
+      if (ok && known) Check321(p);
     }
   }
 
-  void Check321(const BackupPolicy& p, const std::set<std::string>& names) {
-    std::set<std::string> media;
-    bool offsite = false;
-    for (const auto& n : names) {
-      for (const auto& r : lab_.backups.repositories) {
-        if (r.name != n) continue;
-        media.insert(r.medium.empty() ? r.name : r.medium);
-        offsite = offsite || r.offsite;
-      }
-    }
-    std::vector<std::string> missing;
-    auto count = [](size_t n, const char* one, const char* many) {
-      return std::to_string(n) + " " + (n == 1 ? one : many);
-    };
-    if (names.size() < 3) missing.push_back(count(names.size(), "copy", "copies") + " (need 3)");
-    if (media.size() < 2) missing.push_back(count(media.size(), "medium", "media") + " (need 2)");
-    if (!offsite) missing.push_back("no offsite copy (need 1)");
-    if (missing.empty()) return;
-    std::string msg = "backup policy \"" + p.name + "\" does not meet 3-2-1: " +
-                      Join(missing, ", ") +
-                      (p.three_two_one == "enforce" ? "; add copies or set three_two_one: warn"
-                                                    : "; add copies, or set three_two_one: off "
-                                                      "to accept the risk");
+  void Check321(const BackupPolicy& p) {
+    ThreeTwoOne t = EvaluateThreeTwoOne(lab_, p);
+    if (t.met()) return;
+    std::string msg = t.Explain(p.name);
     if (p.three_two_one == "enforce") {
-      d_.Error(p.loc, p.path, msg);
+      d_.Error(p.loc, p.path, msg + "; add a repository to copies, or set three_two_one: warn");
     } else {
-      d_.Warning(p.loc, p.path, msg);
+      d_.Warning(p.loc, p.path,
+                 msg + "; add a repository to copies, or set three_two_one: off to accept the risk");
     }
   }
 

@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/common.h"
@@ -49,6 +50,21 @@ struct Event {
   std::string subject;    // resource id or "" for lab-wide events
   std::string message;    // one human line; never contains secret values
   std::string data_json;  // optional structured detail ("{}" when none)
+};
+
+// One run of a backup job (backup, copy, forget, prune, check) or a drill:
+// what it did and how it ended. Written when the run ends.
+struct JobRun {
+  int64_t id = 0;           // assigned by the store
+  std::string kind;         // "backup", "copy", "forget", "prune", "check", "drill"
+  std::string policy;       // backup policy name
+  std::string target;       // repository name; for drills the service
+  std::string trigger;      // "manual", "schedule", "catch-up"
+  std::string started_at;   // RFC 3339 (UTC)
+  double duration_s = 0;
+  bool ok = false;
+  std::string error;        // "" when ok; never contains secret values
+  std::string data_json = "{}";  // the numbers: files, bytes_added, snapshot, rto_s, ...
 };
 
 struct LockInfo {
@@ -85,6 +101,11 @@ class Store {
   virtual Result<std::vector<Event>> EventsAfter(int64_t after_seq, size_t limit) const = 0;
   // The newest `limit` events, oldest first.
   virtual Result<std::vector<Event>> RecentEvents(size_t limit) const = 0;
+
+  // Records a finished job run (and returns its id).
+  virtual Result<int64_t> RecordRun(const JobRun& run) = 0;
+  // The newest `limit` runs, newest first; kind "" = every kind.
+  virtual Result<std::vector<JobRun>> RecentRuns(std::string_view kind, size_t limit) const = 0;
 
   // Takes the writer lock. If another live process holds it, returns
   // FailedPrecondition naming the holder (pid, host, operation, since) and

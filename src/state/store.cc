@@ -81,6 +81,22 @@ BEGIN
   SELECT RAISE(ABORT, 'the state lock is already held');
 END;
 )sql",
+    // Version 2: job runs (backups, copies, retention, checks, drills).
+    R"sql(
+CREATE TABLE runs (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind        TEXT NOT NULL,
+  policy      TEXT NOT NULL,
+  target      TEXT NOT NULL,
+  trigger     TEXT NOT NULL,
+  started_at  TEXT NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  ok          INTEGER NOT NULL,
+  error       TEXT NOT NULL,
+  data_json   TEXT NOT NULL
+);
+CREATE INDEX runs_by_kind ON runs (kind, id);
+)sql",
 };
 
 constexpr int kBusyTimeoutMs = 5000;
@@ -255,6 +271,8 @@ class SqliteStore final : public Store {
   Status AppendEvent(const Event& event) override;
   Result<std::vector<Event>> EventsAfter(int64_t after_seq, size_t limit) const override;
   Result<std::vector<Event>> RecentEvents(size_t limit) const override;
+  Result<int64_t> RecordRun(const JobRun& run) override;
+  Result<std::vector<JobRun>> RecentRuns(std::string_view kind, size_t limit) const override;
   Result<LockInfo> AcquireLock(const std::string& operation) override;
   Status ReleaseLock(const std::string& lock_id) override;
   Status ForceUnlock(const std::string& lock_id) override;
@@ -596,6 +614,51 @@ Result<std::vector<Event>> SqliteStore::RecentEvents(size_t limit) const {
               "SELECT * FROM events ORDER BY seq DESC LIMIT ?) ORDER BY seq",
               {SqlLimit(limit)}, &stmt, kWhat));
   return ReadEvents(stmt, kWhat);
+}
+
+Result<int64_t> SqliteStore::RecordRun(const JobRun& run) {
+  static constexpr std::string_view kWhat = "cannot record the run";
+  if (run.kind.empty()) return InvalidArgument("state database " + path_ + ": a run needs a kind");
+  if (!nlohmann::json::accept(run.data_json)) {
+    return InvalidArgument("state database " + path_ + ": run data is not valid JSON");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  TRY(Run("INSERT INTO runs (kind, policy, target, trigger, started_at, duration_ms, ok, error, "
+          "data_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          {run.kind, run.policy, run.target, run.trigger,
+           run.started_at.empty() ? std::string_view(Now()) : std::string_view(run.started_at),
+           static_cast<int64_t>(run.duration_s * 1000), int64_t{run.ok ? 1 : 0}, run.error,
+           run.data_json},
+          kWhat));
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+Result<std::vector<JobRun>> SqliteStore::RecentRuns(std::string_view kind, size_t limit) const {
+  static constexpr std::string_view kWhat = "cannot read runs";
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement stmt;
+  TRY(Prepare("SELECT id, kind, policy, target, trigger, started_at, duration_ms, ok, error, "
+              "data_json FROM runs WHERE ? = '' OR kind = ? ORDER BY id DESC LIMIT ?",
+              {kind, kind, SqlLimit(limit)}, &stmt, kWhat));
+  std::vector<JobRun> out;
+  for (;;) {
+    bool has_row = false;
+    TRY(Step(stmt, &has_row, kWhat));
+    if (!has_row) break;
+    JobRun r;
+    r.id = stmt.Int(0);
+    r.kind = stmt.Text(1);
+    r.policy = stmt.Text(2);
+    r.target = stmt.Text(3);
+    r.trigger = stmt.Text(4);
+    r.started_at = stmt.Text(5);
+    r.duration_s = static_cast<double>(stmt.Int(6)) / 1000.0;
+    r.ok = stmt.Int(7) != 0;
+    r.error = stmt.Text(8);
+    r.data_json = stmt.Text(9);
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 Result<std::optional<LockInfo>> SqliteStore::ReadLock() const {

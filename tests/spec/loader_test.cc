@@ -311,5 +311,68 @@ backups:
   EXPECT_EQ(r.diags.All()[0].severity, Diagnostic::Severity::kWarning);
 }
 
+// The 3-2-1 checker: copies count the live data, media and offsite.
+struct Case321 {
+  std::string name;
+  std::string repos;  // YAML flow list of repositories
+  std::string copies;  // YAML flow list
+  bool met;
+  std::vector<std::string> missing;
+};
+
+TEST(ThreeTwoOneTest, Cases) {
+  std::vector<Case321> cases = {
+      {"local + nas + offsite", "[{name: l, url: /b, medium: disk}, {name: n, url: 'sftp:n:/b', medium: nas}, "
+       "{name: o, url: 's3:https://h/b', medium: object, offsite: true}]", "[n, o]", true, {}},
+      {"two repositories suffice with the live data", "[{name: l, url: /b, medium: disk}, "
+       "{name: o, url: 's3:https://h/b', medium: object, offsite: true}]", "[o]", true, {}},
+      {"one repository", "[{name: l, url: /b, medium: disk}]", "[]", false,
+       {"2 copies (needs 3)", "no offsite copy (needs 1)"}},
+      {"no offsite", "[{name: l, url: /b, medium: disk}, {name: n, url: 'sftp:n:/b', medium: nas}]",
+       "[n]", false, {"no offsite copy (needs 1)"}},
+      {"offsite on the same medium counts as 2 media with the live data",
+       "[{name: l, url: /b, medium: disk}, {name: o, url: 'sftp:o:/b', medium: disk, offsite: true}]",
+       "[o]", true, {}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    LoadResult r = Load("lab: { name: t }\nbackups:\n  repositories: " + c.repos +
+                        "\n  policies: [{ name: p, repository: l, copies: " + c.copies +
+                        ", three_two_one: enforce }]\n");
+    ASSERT_EQ(r.lab->backups.policies.size(), 1u) << AllText(r.diags);
+    ThreeTwoOne t = EvaluateThreeTwoOne(*r.lab, r.lab->backups.policies[0]);
+    EXPECT_EQ(t.met(), c.met) << t.Explain("p");
+    EXPECT_EQ(t.missing, c.missing);
+    EXPECT_EQ(r.ok(), c.met) << AllText(r.diags);
+    if (!c.met) {
+      ASSERT_EQ(r.diags.ErrorCount(), 1u) << AllText(r.diags);
+      const std::string& m = r.diags.All()[0].message;
+      EXPECT_NE(m.find("at least 3 copies counting the live data"), std::string::npos) << m;
+      EXPECT_NE(m.find("missing: " + c.missing[0]), std::string::npos) << m;
+      EXPECT_NE(m.find("set three_two_one: warn"), std::string::npos) << m;
+      EXPECT_EQ(r.diags.All()[0].path, "backups.policies[0]");
+    }
+  }
+}
+
+TEST(ThreeTwoOneTest, WarnAndOffDecideWhetherAMissFails) {
+  const std::string repos = "  repositories: [{ name: l, url: /srv/b, medium: disk }]\n";
+  LoadResult warn = Load("lab: { name: t }\nbackups:\n" + repos +
+                         "  policies: [{ name: p, repository: l, three_two_one: warn }]\n");
+  EXPECT_TRUE(warn.ok());
+  ASSERT_EQ(warn.diags.All().size(), 1u);
+  EXPECT_NE(warn.diags.All()[0].message.find("three_two_one: off"), std::string::npos);
+  LoadResult off = Load("lab: { name: t }\nbackups:\n" + repos +
+                        "  policies: [{ name: p, repository: l, three_two_one: off }]\n");
+  EXPECT_TRUE(off.ok());
+  EXPECT_TRUE(off.diags.All().empty()) << AllText(off.diags);
+}
+
+TEST(ThreeTwoOneTest, GcsUrlsPointToTheXmlApi) {
+  LoadResult r = Load("lab: { name: t }\nbackups:\n  repositories: [{ name: g, url: 'gs:bucket:/x' }]\n");
+  ASSERT_EQ(r.diags.ErrorCount(), 1u);
+  EXPECT_NE(r.diags.All()[0].message.find("s3:https://storage.googleapis.com/"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hearth::spec

@@ -202,7 +202,7 @@ TEST(StoreTest, OpenCreatesPrivateDirectoryAndSchemaAtLatestVersion) {
             "2026-11-27T05:04:25.123Z");
   EXPECT_THAT(raw.Column("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
                          "'sqlite_%' ORDER BY name"),
-              ElementsAre("events", "lock", "resources", "schema_migrations"));
+              ElementsAre("events", "lock", "resources", "runs", "schema_migrations"));
   EXPECT_THAT(raw.Column("SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
                          "tbl_name = 'events' ORDER BY name"),
               ElementsAre("events_no_delete", "events_no_update"));
@@ -932,4 +932,42 @@ TEST(StoreTest, KillNineMidWriteLeavesResourceAndEventsConsistent) {
 }
 
 }  // namespace
+TEST(StoreTest, RecordsJobRunsNewestFirstByKind) {
+  TempDir tmp;
+  auto store = MustOpen(tmp.StateDir());
+  ASSERT_NE(store, nullptr);
+  JobRun backup;
+  backup.kind = "backup";
+  backup.policy = "critical";
+  backup.target = "local";
+  backup.trigger = "schedule";
+  backup.duration_s = 1.25;
+  backup.ok = true;
+  backup.data_json = R"({"files":3,"bytes_added":42})";
+  auto id1 = store->RecordRun(backup);
+  ASSERT_TRUE(id1.ok()) << id1.status().ToString();
+  JobRun copy = backup;
+  copy.kind = "copy";
+  copy.target = "offsite";
+  copy.ok = false;
+  copy.error = "gave up after 6 attempts";
+  ASSERT_TRUE(store->RecordRun(copy).ok());
+  auto all = store->RecentRuns("", 10);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].kind, "copy");
+  EXPECT_EQ((*all)[0].error, "gave up after 6 attempts");
+  EXPECT_FALSE((*all)[0].ok);
+  EXPECT_EQ((*all)[1].id, *id1);
+  EXPECT_DOUBLE_EQ((*all)[1].duration_s, 1.25);
+  EXPECT_EQ((*all)[1].data_json, backup.data_json);
+  EXPECT_FALSE((*all)[1].started_at.empty());
+  auto backups = store->RecentRuns("backup", 10);
+  ASSERT_TRUE(backups.ok());
+  ASSERT_EQ(backups->size(), 1u);
+  JobRun bad = backup;
+  bad.data_json = "{not json";
+  EXPECT_EQ(store->RecordRun(bad).status().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace hearth::state
