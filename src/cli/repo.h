@@ -208,7 +208,8 @@ class RepoSession {
   int Start();
   // Where the repository is (-r, HEARTH_REPOSITORY, RESTIC_REPOSITORY); the
   // `local:` prefix is removed. "" (with an error printed) when none is given.
-  const std::string& location() const { return location_; }
+  // For messages: a password in the URL shows as "***".
+  const std::string& location() const { return display_; }
   // Opens the backend for location() with the backend flags and the
   // credentials from the environment (AWS_*, RESTIC_REST_*).
   Result<std::unique_ptr<repo::Backend>> OpenBackend() const;
@@ -248,6 +249,7 @@ class RepoSession {
   const RepoGlobals& rg_;
   bool json_ = false;
   std::string location_;
+  std::string display_;  // location_ for messages (ParseRepoUrl's display)
   std::chrono::seconds retry_{0};
   repo::Compression compression_ = repo::Compression::kAuto;
   bool compression_set_ = false;

@@ -341,7 +341,8 @@ int RepoSession::Start() {
           loc, std::string_view(scheme).substr(0, std::strlen(scheme) - 1))));
     }
   }
-  if (auto u = repo::ParseRepoUrl(loc); !u.ok()) return Fail(u.status(), kExitUsage);
+  auto u = repo::ParseRepoUrl(loc);
+  if (!u.ok()) return Fail(u.status(), kExitUsage);
   for (const std::string& kv : rg_.options) {
     if (kv.find('=') == std::string::npos || kv.front() == '=') {
       return Fail(InvalidArgument(fmt::format("-o {}: expected key=value", kv)), kExitUsage);
@@ -349,6 +350,7 @@ int RepoSession::Start() {
   }
   if (loc.empty()) return Fail(InvalidArgument("the repository path is empty"), kExitUsage);
   location_ = loc;
+  display_ = u->display;  // a rest: URL's password never shows in messages
   return kExitOk;
 }
 
@@ -419,7 +421,7 @@ int RepoSession::ApplyRepoOptions() {
         compression_ != repo::Compression::kOff) {
       return Fail(FailedPrecondition(fmt::format(
           "compression needs repository format version 2; the repository at {} is version {}",
-          location_, repo_->config().version)));
+          display_, repo_->config().version)));
     }
     o.compression = compression_;
   }
@@ -462,8 +464,10 @@ int RepoSession::Open(RepoLockMode lock) {
   if (!r.ok()) {
     const Status& s = r.status();
     if (s.code() == StatusCode::kNotFound) return Fail(s, repo::kExitNoRepository);
+    // Only the repository's own key check means a wrong password; a backend
+    // that refuses its credentials (REST 401, SFTP auth) is a plain failure.
     if (s.code() == StatusCode::kFailedPrecondition &&
-        s.message().find("not supported") == std::string::npos) {
+        s.message().find("wrong password") != std::string::npos) {
       return Fail(s, repo::kExitWrongPassword);
     }
     return Fail(s);
