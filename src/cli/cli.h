@@ -53,6 +53,7 @@ void RegisterRestart(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterLogs(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterSecret(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterRepo(CLI::App& app, GlobalOptions& g, Command& run);
+void RegisterBackup(CLI::App& app, GlobalOptions& g, Command& run);
 
 // ----- helpers shared by commands (cli/common.cc) -----
 

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   RegisterLogs(app, g, run);
   RegisterSecret(app, g, run);
   RegisterRepo(app, g, run);
+  RegisterBackup(app, g, run);
   RegisterStatus(app, g, run);
   RegisterEvents(app, g, run);
   RegisterState(app, g, run);

@@ -1001,6 +1001,8 @@ void DecodeBackups(const Ctx& ctx, const Node& n, Lab& lab) {
     rm.Bool("offsite", repo.offsite);
     rm.String("credentials", repo.credentials);
     rm.String("password", repo.password);
+    rm.StringMap("options", repo.options);
+    rm.String("ca_file", repo.ca_file);
     lab.backups.repositories.push_back(std::move(repo));
   });
   m.List("policies", [&](const Node& p, const std::string& pp) {

@@ -385,8 +385,14 @@ struct Repository {
   std::string url;  // local path, sftp:, rest:, s3:
   std::string medium;
   bool offsite = false;
-  std::string credentials;  // usually a ${secret:...} reference
-  std::string password;     // usually a ${secret:...} reference
+  // s3: "ACCESS_KEY_ID:SECRET_ACCESS_KEY", rest: "user:password"; usually a
+  // ${secret:...} reference.
+  std::string credentials;
+  std::string password;  // usually a ${secret:...} reference
+  // Backend options, as `hearth repo -o key=value` (sftp.identity,
+  // sftp.known-hosts, s3.region, s3.bucket-lookup, ...); values may use ${...}.
+  std::map<std::string, std::string> options;
+  std::string ca_file;  // extra CA certificates (PEM) for an https server
   Location loc;
   std::string path;
 };

@@ -316,13 +316,16 @@ class Validator {
       static const std::vector<std::string> kSchemes = {"sftp:", "rest:", "s3:", "/", "local:"};
       bool ok = std::any_of(kSchemes.begin(), kSchemes.end(),
                             [&](const std::string& p) { return StartsWith(r.url, p); });
+      // A path relative to the lab directory has no scheme before its first '/'.
+      size_t colon = r.url.find(':');
+      if (!ok && (colon == std::string::npos || colon > r.url.find('/'))) ok = true;
       if (StartsWith(r.url, "gs:")) {
         d_.Error(r.loc, r.path + ".url",
                  "gs: URLs are not supported; Google Cloud Storage works through its XML API: "
                  "s3:https://storage.googleapis.com/BUCKET/PREFIX with an HMAC key as credentials");
       } else if (!ok) {
         d_.Error(r.loc, r.path + ".url",
-                 "expected a repository URL (/abs/path, local:/path, sftp:user@host:/path, "
+                 "expected a repository URL (a path, local:/path, sftp:user@host:/path, "
                  "rest:http://host:8000/, s3:https://host/bucket/prefix), found \"" + r.url + "\"");
       }
     }
