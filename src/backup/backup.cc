@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <ctime>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -515,6 +517,113 @@ std::vector<RepoSnapshots> ListSnapshots(const Env& env, const std::vector<std::
     out.push_back(std::move(rs));
   }
   return out;
+}
+
+Due WhenDue(const spec::CronSchedule& schedule,
+            std::optional<std::chrono::system_clock::time_point> last_run,
+            std::chrono::system_clock::time_point daemon_started,
+            std::chrono::system_clock::time_point now) {
+  auto base = last_run ? *last_run : daemon_started;
+  auto next = schedule.Next(base);
+  if (next > now) return Due::kNo;
+  return next < daemon_started ? Due::kCatchUp : Due::kSchedule;
+}
+
+namespace {
+
+// "2026-11-27T17:00:00.123Z" (what FormatRfc3339 writes) to a time point.
+std::optional<std::chrono::system_clock::time_point> ParseUtc(const std::string& s) {
+  std::tm tm{};
+  if (s.size() < 19 || ::strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) {
+    return std::nullopt;
+  }
+  return std::chrono::system_clock::from_time_t(::timegm(&tm));
+}
+
+}  // namespace
+
+struct Scheduler::Job {
+  std::thread thread;
+  std::atomic<bool> done{false};
+};
+
+Scheduler::Scheduler(Env base, std::chrono::system_clock::time_point started)
+    : base_(std::move(base)), started_(started) {}
+
+Scheduler::~Scheduler() {
+  std::lock_guard l(mu_);
+  for (auto& [name, job] : jobs_) {
+    if (job->thread.joinable()) {
+      if (!job->done && base_.log) base_.log("waiting for backup policy " + name + " to finish");
+      job->thread.join();
+    }
+  }
+}
+
+std::vector<std::string> Scheduler::Running() const {
+  std::lock_guard l(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, job] : jobs_) {
+    if (!job->done) out.push_back(name);
+  }
+  return out;
+}
+
+void Scheduler::Tick(std::shared_ptr<const spec::Lab> lab,
+                     std::shared_ptr<const secrets::LabSecrets> secrets, const Status& secrets_error,
+                     std::chrono::system_clock::time_point now) {
+  std::lock_guard l(mu_);
+  for (const auto& p : lab->backups.policies) {
+    if (!p.schedule) continue;
+    auto it = jobs_.find(p.name);
+    if (it != jobs_.end()) {
+      if (!it->second->done) continue;  // never two runs of one policy
+      it->second->thread.join();
+      jobs_.erase(it);
+    }
+    if (!last_run_.count(p.name) && base_.store) {
+      // The newest recorded run of this policy, from any process.
+      auto runs = base_.store->RecentRuns("backup", 10000);
+      if (runs.ok()) {
+        for (const auto& r : *runs) {
+          if (r.policy != p.name) continue;
+          if (auto t = ParseUtc(r.started_at)) last_run_[p.name] = *t;
+          break;
+        }
+      }
+    }
+    std::optional<std::chrono::system_clock::time_point> last;
+    if (auto lr = last_run_.find(p.name); lr != last_run_.end()) last = lr->second;
+    Due due = WhenDue(*p.schedule, last, started_, now);
+    if (due == Due::kNo) continue;
+    last_run_[p.name] = now;
+    Env env = base_;
+    env.lab = lab;
+    env.secrets = secrets;
+    env.secrets_error = secrets_error;
+    env.trigger = due == Due::kCatchUp ? "catch-up" : "schedule";
+    if (env.log) {
+      env.log(fmt::format("backup policy {}: {} run starting ({})", p.name, env.trigger,
+                          p.schedule->text));
+    }
+    auto job = std::make_unique<Job>();
+    Job* raw = job.get();
+    std::string name = p.name;
+    raw->thread = std::thread([env, name, raw] {
+      auto r = RunPolicy(env, name);
+      if (env.log) {
+        if (!r.ok()) {
+          env.log(fmt::format("backup policy {}: {}", name, r.status().message()));
+        } else {
+          env.log(fmt::format("backup policy {}: {}", name,
+                              r->ok() ? std::string("done")
+                                      : "failed: " + Join(r->errors(), "; ")));
+        }
+      }
+      raw->done = true;
+    });
+    jobs_[p.name] = std::move(job);
+  }
 }
 
 }  // namespace hearth::backup

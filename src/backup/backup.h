@@ -22,7 +22,11 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -91,6 +95,44 @@ struct RepoSnapshots {
   std::vector<repo::Snapshot> snapshots;
 };
 std::vector<RepoSnapshots> ListSnapshots(const Env& env, const std::vector<std::string>& repositories);
+
+// ----- the scheduler inside `hearth up` -----
+
+enum class Due { kNo, kSchedule, kCatchUp };
+// Pure. Whether a policy with `schedule` is due at `now`: the first scheduled
+// time after its last run (or, when it never ran, after the daemon started)
+// has passed. kCatchUp when that time fell before the daemon started (a run
+// missed during downtime; running it makes it not due again, so a long
+// downtime is caught up once, not once per missed slot).
+Due WhenDue(const spec::CronSchedule& schedule,
+            std::optional<std::chrono::system_clock::time_point> last_run,
+            std::chrono::system_clock::time_point daemon_started,
+            std::chrono::system_clock::time_point now);
+
+// Runs scheduled policies on their own threads. One run per policy at a time;
+// runs of different policies that share a repository wait for each other
+// (RunPolicy's repository locks). Thread-safety: Tick from one thread.
+class Scheduler {
+ public:
+  // `base` supplies state_dir, store and log; lab and secrets come with Tick.
+  Scheduler(Env base, std::chrono::system_clock::time_point started);
+  ~Scheduler();  // waits for running jobs
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  void Tick(std::shared_ptr<const spec::Lab> lab, std::shared_ptr<const secrets::LabSecrets> secrets,
+            const Status& secrets_error, std::chrono::system_clock::time_point now);
+  // Policies running now.
+  std::vector<std::string> Running() const;
+
+ private:
+  struct Job;
+  Env base_;
+  std::chrono::system_clock::time_point started_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Job>> jobs_;  // by policy
+  std::map<std::string, std::chrono::system_clock::time_point> last_run_;
+};
 
 }  // namespace hearth::backup
 

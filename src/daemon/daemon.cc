@@ -18,6 +18,8 @@
 #include <thread>
 
 #include "daemon/daemon.h"
+
+#include "backup/backup.h"
 #include "plan/plan.h"
 #include "providers/providers.h"
 
@@ -174,6 +176,8 @@ int Run(const DaemonOptions& options) {
   if (Status st = supervisor.Adopt(); !st.ok()) spdlog::warn("adoption: {}", st.message());
   // The lab's secrets, decrypted for the services that use them (again on
   // every reload, so a changed value rolls out to exactly its users).
+  std::shared_ptr<const secrets::LabSecrets> lab_secrets;
+  Status lab_secrets_error;
   auto load_secrets = [&](const spec::Lab& l) {
     secrets::LoadOptions lo;
     lo.identity_file = options.identity_file;
@@ -185,9 +189,13 @@ int Run(const DaemonOptions& options) {
     if (loaded.ok()) {
       if ((*loaded)->size() > 0) spdlog::info("decrypted {} secret values", (*loaded)->size());
       supervisor.SetSecrets(*loaded, Status::Ok());
+      lab_secrets = *loaded;
+      lab_secrets_error = Status::Ok();
     } else {
       spdlog::error("secrets: {}", loaded.status().message());
       supervisor.SetSecrets(nullptr, loaded.status());
+      lab_secrets = nullptr;
+      lab_secrets_error = loaded.status();
     }
   };
   load_secrets(*lab);
@@ -252,7 +260,15 @@ int Run(const DaemonOptions& options) {
     steps.teardown.push_back({"inotify", [in_fd] { ::close(in_fd); }});
   }
 
-  // 9. The loop.
+  // 9. Backup policies on their schedules (runs go on threads; the scheduler
+  // waits for them when it is destroyed at shutdown).
+  backup::Env backup_env;
+  backup_env.state_dir = state_dir;
+  backup_env.store = store->get();
+  backup_env.log = [](const std::string& line) { spdlog::info("backup: {}", line); };
+  backup::Scheduler scheduler(backup_env, std::chrono::system_clock::now());
+
+  // 10. The loop.
   bool stop = false;
   bool reload = false;
   while (!stop) {
@@ -276,6 +292,7 @@ int Run(const DaemonOptions& options) {
       }
     }
     supervisor.Reconcile(*lab);
+    scheduler.Tick(lab, lab_secrets, lab_secrets_error, std::chrono::system_clock::now());
     {
       std::lock_guard<std::mutex> lock(mu);
       snapshot = supervisor.Snapshot();

@@ -3,7 +3,10 @@
 // Every repository is then read by the real restic 0.14.
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 #include <fstream>
 
 #include "backup/backup.h"
@@ -179,6 +182,109 @@ backups:
   EXPECT_NE(r->runs[1].error.find("repository \"usb\""), std::string::npos) << r->runs[1].error;
   EXPECT_NE(r->runs[1].error.find("wrong password"), std::string::npos) << r->runs[1].error;
   EXPECT_EQ(r->runs[1].error.find("not-the-password"), std::string::npos) << r->runs[1].error;
+}
+
+using std::chrono::hours;
+using std::chrono::minutes;
+using SysTime = std::chrono::system_clock::time_point;
+
+SysTime At(const char* utc) {
+  std::tm tm{};
+  ::strptime(utc, "%Y-%m-%d %H:%M", &tm);
+  return std::chrono::system_clock::from_time_t(::timegm(&tm));
+}
+
+TEST(WhenDue, ScheduleCatchUpOnceAndNotBefore) {
+  auto hourly = spec::ParseCron("0 * * * *");
+  ASSERT_TRUE(hourly.ok());
+  SysTime started = At("2026-11-27 10:30");
+  // Never ran: the first slot after the daemon started.
+  EXPECT_EQ(WhenDue(*hourly, std::nullopt, started, At("2026-11-27 10:59")), Due::kNo);
+  EXPECT_EQ(WhenDue(*hourly, std::nullopt, started, At("2026-11-27 11:00")), Due::kSchedule);
+  // Last ran at 07:00 and the daemon was down until 10:30: one catch-up run...
+  EXPECT_EQ(WhenDue(*hourly, At("2026-11-27 07:00"), started, At("2026-11-27 10:30")), Due::kCatchUp);
+  // ...after which the next slot is the normal one.
+  EXPECT_EQ(WhenDue(*hourly, At("2026-11-27 10:30"), started, At("2026-11-27 10:45")), Due::kNo);
+  EXPECT_EQ(WhenDue(*hourly, At("2026-11-27 10:30"), started, At("2026-11-27 11:00")), Due::kSchedule);
+}
+
+TEST_F(PolicyTest, SchedulerRunsDuePoliciesOnceAndCatchesUpMissedRuns) {
+  Load(R"(["/bin/true"])", "{}");
+  // The lab with a schedule on the policy.
+  std::string yaml = R"(lab: { name: t }
+volumes: [{ name: data, path: data }]
+services: [{ name: db, command: /bin/true, volumes: [{ name: data }], backup: { policy: hourly } }]
+backups:
+  repositories: [{ name: local, url: repos/local, password: "pw-local" }]
+  policies: [{ name: hourly, schedule: "0 * * * *", repository: local, three_two_one: off }]
+)";
+  auto lab = spec::LoadAndValidateStrings({{"lab.yaml", yaml}}, dir_.path() + "/lab");
+  ASSERT_TRUE(lab.ok());
+  // A run recorded long ago: the daemon was down for hours.
+  state::JobRun old;
+  old.kind = "backup";
+  old.policy = "hourly";
+  old.target = "local";
+  old.started_at = "2026-11-27T05:00:00.000Z";
+  old.ok = true;
+  ASSERT_TRUE(store_->RecordRun(old).ok());
+  std::vector<std::string> lines;
+  std::mutex mu;
+  Env base = env_;
+  base.log = [&](const std::string& l) {
+    std::lock_guard g(mu);
+    lines.push_back(l);
+  };
+  SysTime started = At("2026-11-27 10:30");
+  {
+    Scheduler s(base, started);
+    s.Tick(lab.lab, nullptr, Status::Ok(), At("2026-11-27 10:30"));
+    // Still running or done: a second tick at the same time starts nothing.
+    s.Tick(lab.lab, nullptr, Status::Ok(), At("2026-11-27 10:31"));
+    for (int i = 0; i < 200 && !s.Running().empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    s.Tick(lab.lab, nullptr, Status::Ok(), At("2026-11-27 10:59"));
+    EXPECT_TRUE(s.Running().empty());
+    s.Tick(lab.lab, nullptr, Status::Ok(), At("2026-11-27 11:00"));
+  }  // waits for the 11:00 run
+  auto runs = store_->RecentRuns("backup", 10);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 3u);  // the old one, the catch-up, the 11:00 run
+  EXPECT_EQ((*runs)[1].trigger, "catch-up");
+  EXPECT_TRUE((*runs)[1].ok) << (*runs)[1].error;
+  EXPECT_EQ((*runs)[0].trigger, "schedule");
+  EXPECT_TRUE((*runs)[0].ok) << (*runs)[0].error;
+}
+
+TEST_F(PolicyTest, TwoRunsOnOneRepositoryNeverOverlap) {
+  // The pre hook records its start and end; two policies share "local".
+  std::string log = dir_.path() + "/overlap.log";
+  std::string hook = "[\"/bin/sh\", \"-c\", \"echo start >> " + log + "; sleep 0.5; echo end >> " + log + "\"]";
+  std::string yaml = R"(lab: { name: t }
+volumes: [{ name: data, path: data }]
+services:
+  - { name: a, command: /bin/true, volumes: [{ name: data }], backup: { policy: p1, hooks: { pre: )" + hook + R"( } } }
+  - { name: b, command: /bin/true, volumes: [{ name: data }], backup: { policy: p2, hooks: { pre: )" + hook + R"( } } }
+backups:
+  repositories: [{ name: local, url: repos/local, password: "pw-local" }]
+  policies:
+    - { name: p1, repository: local, three_two_one: off }
+    - { name: p2, repository: local, three_two_one: off }
+)";
+  auto lab = spec::LoadAndValidateStrings({{"lab.yaml", yaml}}, dir_.path() + "/lab");
+  std::string diags;
+  for (const auto& d : lab.diags.All()) diags += d.ToString() + "\n";
+  ASSERT_TRUE(lab.ok()) << diags;
+  env_.lab = lab.lab;
+  env_.state_dir = dir_.path() + "/state";
+  ASSERT_TRUE(RunPolicy(env_, "p1").ok());  // initialises the repository first
+  std::remove(log.c_str());
+  std::thread t1([&] { EXPECT_TRUE(RunPolicy(env_, "p1").ok()); });
+  std::thread t2([&] { EXPECT_TRUE(RunPolicy(env_, "p2").ok()); });
+  t1.join();
+  t2.join();
+  EXPECT_EQ(Slurp(log), "start\nend\nstart\nend\n");
 }
 
 }  // namespace
