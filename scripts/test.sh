@@ -2,6 +2,7 @@
 # README command (b): install what is needed, build, and run every test.
 #
 #   1. scripts/setup.sh            Debian packages (idempotent)
+#      scripts/npm-tools.sh        npm test peers (s3rver; idempotent)
 #   2. fuzz preset (clang)         the fuzzers (fuzz/), which CTest runs briefly each
 #   3. ci preset (g++)             ASan + UBSan, warnings are errors
 #   4. ctest                       every test; the last line is CTest's summary
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 jobs=${JOBS:-$(nproc)}
 
 ./scripts/setup.sh
+./scripts/npm-tools.sh
 
 echo "== building the fuzzers (clang, preset fuzz)"
 cmake --preset fuzz >/dev/null

@@ -81,60 +81,6 @@ class RepoFileLock {
   int fd_ = -1;
 };
 
-// Runs argv with a timeout; output (stdout + stderr, last 2 KiB) in *output.
-Status RunHook(const std::vector<std::string>& argv, std::chrono::seconds timeout,
-               std::string* output) {
-  if (argv.empty()) return Status::Ok();
-  char tmpl[] = "/tmp/hearth-hook-XXXXXX";
-  int out = ::mkstemp(tmpl);
-  if (out < 0) return Internal(fmt::format("cannot create a temp file: {}", std::strerror(errno)));
-  ::unlink(tmpl);
-  std::vector<std::string> args = argv;
-  std::vector<char*> cargv;
-  for (auto& a : args) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(out);
-    return Internal(fmt::format("fork: {}", std::strerror(errno)));
-  }
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    int in = ::open("/dev/null", O_RDONLY);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    ::execvp(cargv[0], cargv.data());
-    std::fprintf(stderr, "cannot run %s: %s\n", cargv[0], std::strerror(errno));
-    ::_exit(127);
-  }
-  auto deadline = Clock::now() + timeout;
-  int status = 0;
-  bool timed_out = false;
-  while (true) {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0 && errno != EINTR) break;
-    if (Clock::now() > deadline && !timed_out) {
-      timed_out = true;
-      ::kill(-pid, SIGKILL);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  off_t size = ::lseek(out, 0, SEEK_END);
-  off_t from = std::max<off_t>(0, size - 2048);
-  std::string text(static_cast<size_t>(size - from), '\0');
-  if (::pread(out, text.data(), text.size(), from) < 0) text.clear();
-  ::close(out);
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  *output = text;
-  if (timed_out) return Unavailable(fmt::format("timed out after {} s", timeout.count()));
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
-  std::string how = WIFEXITED(status) ? fmt::format("exited with {}", WEXITSTATUS(status))
-                                      : fmt::format("killed by signal {}", WTERMSIG(status));
-  return FailedPrecondition(text.empty() ? how : how + ": " + text);
-}
-
 state::JobRun MakeRun(const Env& env, std::string kind, const std::string& policy,
                       const std::string& target) {
   state::JobRun r;
@@ -193,6 +139,82 @@ std::vector<repo::Snapshot> PolicySnapshots(repo::Repository& r, const std::stri
 
 std::string PolicyTag(const std::string& policy) { return "hearth-policy=" + policy; }
 std::string ServiceTag(const std::string& service) { return "hearth-service=" + service; }
+
+namespace {
+
+std::string TailOf(int fd) {
+  off_t size = ::lseek(fd, 0, SEEK_END);
+  off_t from = std::max<off_t>(0, size - 2048);
+  std::string text(static_cast<size_t>(size - from), '\0');
+  if (::pread(fd, text.data(), text.size(), from) < 0) text.clear();
+  ::close(fd);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\r')) {
+    text.pop_back();
+  }
+  return text;
+}
+
+int TempFd() {
+  char tmpl[] = "/tmp/hearth-cmd-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  if (fd >= 0) ::unlink(tmpl);
+  return fd;
+}
+
+}  // namespace
+
+Status RunCommand(const std::vector<std::string>& argv, std::chrono::seconds timeout,
+                  std::string* out, std::string* err) {
+  if (argv.empty()) return InvalidArgument("empty command");
+  int ofd = TempFd();
+  int efd = TempFd();
+  if (ofd < 0 || efd < 0) {
+    if (ofd >= 0) ::close(ofd);
+    if (efd >= 0) ::close(efd);
+    return Internal(fmt::format("cannot create a temp file: {}", std::strerror(errno)));
+  }
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(ofd);
+    ::close(efd);
+    return Internal(fmt::format("fork: {}", std::strerror(errno)));
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    int in = ::open("/dev/null", O_RDONLY);
+    ::dup2(in, 0);
+    ::dup2(ofd, 1);
+    ::dup2(efd, 2);
+    ::execvp(cargv[0], cargv.data());
+    std::fprintf(stderr, "cannot run %s: %s\n", cargv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  auto deadline = Clock::now() + timeout;
+  int status = 0;
+  bool timed_out = false;
+  while (true) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) break;
+    if (Clock::now() > deadline && !timed_out) {
+      timed_out = true;
+      ::kill(-pid, SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  *out = TailOf(ofd);
+  *err = TailOf(efd);
+  if (timed_out) return Unavailable(fmt::format("timed out after {} s", timeout.count()));
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  std::string how = WIFEXITED(status) ? fmt::format("exited with {}", WEXITSTATUS(status))
+                                      : fmt::format("killed by signal {}", WTERMSIG(status));
+  std::string said = !err->empty() ? *err : *out;
+  return FailedPrecondition(said.empty() ? how : how + ": " + said);
+}
 
 bool PolicyResult::ok() const {
   return std::all_of(runs.begin(), runs.end(), [](const state::JobRun& r) { return r.ok; });
@@ -354,9 +376,9 @@ Result<PolicyResult> RunPolicy(const Env& env, const std::string& policy) {
         ASSIGN_OR_RETURN(std::string v, ex(a, src.service));
         argv.push_back(std::move(v));
       }
-      std::string output;
+      std::string output, errors;
       auto h0 = Clock::now();
-      Status hs = RunHook(argv, env.hook_timeout, &output);
+      Status hs = RunCommand(argv, env.hook_timeout, &output, &errors);
       data[std::string(which) + "_hook_s"] = std::chrono::duration<double>(Clock::now() - h0).count();
       if (!hs.ok()) {
         return Status(hs.code(), fmt::format("{} hook of service {} ({}) failed: {}", which,

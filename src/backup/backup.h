@@ -58,6 +58,13 @@ struct PolicyPlan {
 // FailedPrecondition when no service uses it.
 Result<PolicyPlan> PlanPolicy(const spec::Lab& lab, const std::string& policy);
 
+// Runs argv (PATH lookup) with stdin from /dev/null; the last 2 KiB of its
+// stdout and stderr come back, trimmed. Not OK when it cannot start, exits
+// non-zero (the message has stderr, else stdout) or runs past `timeout`
+// (Unavailable; its process group is killed).
+Status RunCommand(const std::vector<std::string>& argv, std::chrono::seconds timeout,
+                  std::string* out, std::string* err);
+
 // Tags every snapshot of a policy run carries.
 std::string PolicyTag(const std::string& policy);    // "hearth-policy=NAME"
 std::string ServiceTag(const std::string& service);  // "hearth-service=NAME"
