@@ -54,6 +54,7 @@ void RegisterLogs(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterSecret(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterRepo(CLI::App& app, GlobalOptions& g, Command& run);
 void RegisterBackup(CLI::App& app, GlobalOptions& g, Command& run);
+void RegisterDrill(CLI::App& app, GlobalOptions& g, Command& run);
 
 // ----- helpers shared by commands (cli/common.cc) -----
 

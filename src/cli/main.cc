@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   RegisterSecret(app, g, run);
   RegisterRepo(app, g, run);
   RegisterBackup(app, g, run);
+  RegisterDrill(app, g, run);
   RegisterStatus(app, g, run);
   RegisterEvents(app, g, run);
   RegisterState(app, g, run);
