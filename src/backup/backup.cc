@@ -582,6 +582,52 @@ Scheduler::~Scheduler() {
   }
 }
 
+void Scheduler::StartDrills(const std::shared_ptr<const spec::Lab>& lab,
+                            const std::shared_ptr<const secrets::LabSecrets>& secrets,
+                            const Status& secrets_error, const spec::BackupPolicy& p,
+                            std::chrono::system_clock::time_point now) {
+  std::string key = "drill:" + p.name;
+  auto it = jobs_.find(key);
+  if (it != jobs_.end()) {
+    if (!it->second->done) return;
+    it->second->thread.join();
+    jobs_.erase(it);
+  }
+  if (!last_run_.count(key) && base_.store) {
+    auto runs = base_.store->RecentRuns("drill", 10000);
+    if (runs.ok()) {
+      for (const auto& r : *runs) {
+        if (r.policy != p.name) continue;
+        if (auto t = ParseUtc(r.started_at)) last_run_[key] = *t;
+        break;
+      }
+    }
+  }
+  std::optional<std::chrono::system_clock::time_point> last;
+  if (auto lr = last_run_.find(key); lr != last_run_.end()) last = lr->second;
+  Due due = WhenDue(*p.drill->schedule, last, started_, now);
+  if (due == Due::kNo) return;
+  last_run_[key] = now;
+  Env env = base_;
+  env.lab = lab;
+  env.secrets = secrets;
+  env.secrets_error = secrets_error;
+  env.trigger = due == Due::kCatchUp ? "catch-up" : "schedule";
+  std::vector<std::string> services;
+  for (const auto& svc : lab->services) {
+    if (svc.backup && svc.backup->policy && svc.backup->policy->name == p.name) {
+      services.push_back(svc.name);
+    }
+  }
+  auto job = std::make_unique<Job>();
+  Job* raw = job.get();
+  raw->thread = std::thread([env, services, raw] {
+    for (const auto& s : services) env.run_drill(env, s);
+    raw->done = true;
+  });
+  jobs_[key] = std::move(job);
+}
+
 std::vector<std::string> Scheduler::Running() const {
   std::lock_guard l(mu_);
   std::vector<std::string> out;
@@ -596,6 +642,7 @@ void Scheduler::Tick(std::shared_ptr<const spec::Lab> lab,
                      std::chrono::system_clock::time_point now) {
   std::lock_guard l(mu_);
   for (const auto& p : lab->backups.policies) {
+    if (p.drill && p.drill->schedule && base_.run_drill) StartDrills(lab, secrets, secrets_error, p, now);
     if (!p.schedule) continue;
     auto it = jobs_.find(p.name);
     if (it != jobs_.end()) {

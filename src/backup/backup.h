@@ -79,6 +79,10 @@ struct Env {
   // One line per step for the operator ("backup db -> local: 12 files, ...").
   std::function<void(const std::string&)> log;
   std::chrono::seconds hook_timeout{600};
+  // Runs a drill of `service` (set by the program, since drills live in a
+  // module above this one); the scheduler calls it for policies with
+  // drill.schedule. Null: scheduled drills are skipped.
+  std::function<void(const Env& env, const std::string& service)> run_drill;
 };
 
 // Opens (or, with create, initialises when there is none) a repository of the
@@ -134,6 +138,10 @@ class Scheduler {
 
  private:
   struct Job;
+  void StartDrills(const std::shared_ptr<const spec::Lab>& lab,
+                   const std::shared_ptr<const secrets::LabSecrets>& secrets,
+                   const Status& secrets_error, const spec::BackupPolicy& p,
+                   std::chrono::system_clock::time_point now);
   Env base_;
   std::chrono::system_clock::time_point started_;
   mutable std::mutex mu_;

@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "daemon/daemon.h"
+#include "drill/drill.h"
 
 namespace hearth::cli {
 
@@ -53,6 +54,18 @@ void RegisterUp(CLI::App& app, GlobalOptions& g, Command& run) {
       o->supervisor.crash_window = std::chrono::milliseconds(*crash_window_ms);
       if (g.log_level == "warn") (void)InitLogging("info");  // a daemon narrates by default
       spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$: %v");
+      o->run_drill = [](const backup::Env& env, const std::string& service) {
+        drill::DrillOptions d;
+        d.service = service;
+        auto r = drill::RunDrill(env, d);
+        if (!r.ok()) {
+          spdlog::error("drill {}: {}", service, r.status().message());
+        } else if (!r->passed) {
+          spdlog::error("drill {} FAILED: {}", service, r->reason);
+        } else {
+          spdlog::info("drill {} passed (RTO {:.1f} s, RPO {:.0f} s)", service, r->rto_s, r->rpo_s);
+        }
+      };
       return daemon::Run(*o);
     };
   });

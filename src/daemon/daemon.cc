@@ -266,6 +266,7 @@ int Run(const DaemonOptions& options) {
   backup_env.state_dir = state_dir;
   backup_env.store = store->get();
   backup_env.log = [](const std::string& line) { spdlog::info("backup: {}", line); };
+  backup_env.run_drill = options.run_drill;
   backup::Scheduler scheduler(backup_env, std::chrono::system_clock::now());
 
   // 10. The loop.

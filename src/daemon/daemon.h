@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backup/backup.h"
 #include "common/common.h"
 #include "runtime/runtime.h"
 #include "secrets/secrets.h"
@@ -161,6 +163,10 @@ struct DaemonOptions {
   // lab's secrets.identity, then SOPS's places).
   std::string identity_file;
   SupervisorOptions supervisor;
+  // Runs one scheduled DR drill (drill.schedule of a backup policy); the CLI
+  // passes drill::RunDrill, which lives in a module above the daemon. Null:
+  // scheduled drills are skipped.
+  std::function<void(const backup::Env&, const std::string& service)> run_drill;
 };
 
 // Runs the daemon in the foreground until SIGTERM/SIGINT. Returns the exit

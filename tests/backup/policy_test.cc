@@ -287,5 +287,32 @@ backups:
   EXPECT_EQ(Slurp(log), "start\nend\nstart\nend\n");
 }
 
+TEST_F(PolicyTest, SchedulerStartsScheduledDrillsThroughTheInjectedRunner) {
+  Load(R"(["/bin/true"])", "{}");
+  std::string yaml = R"(lab: { name: t }
+volumes: [{ name: data, path: data }]
+services: [{ name: db, command: /bin/true, volumes: [{ name: data }], backup: { policy: p } }]
+backups:
+  repositories: [{ name: local, url: repos/local, password: "pw-local" }]
+  policies: [{ name: p, repository: local, three_two_one: off, drill: { schedule: "0 4 * * sun" } }]
+)";
+  auto lab = spec::LoadAndValidateStrings({{"lab.yaml", yaml}}, dir_.path() + "/lab");
+  ASSERT_TRUE(lab.ok());
+  std::mutex mu;
+  std::vector<std::string> drilled;
+  Env base = env_;
+  base.run_drill = [&](const Env& e, const std::string& service) {
+    std::lock_guard g(mu);
+    drilled.push_back(service + "/" + e.trigger);
+  };
+  {
+    Scheduler s(base, At("2026-11-28 12:00"));  // a Saturday
+    s.Tick(lab.lab, nullptr, Status::Ok(), At("2026-11-28 12:00"));
+    s.Tick(lab.lab, nullptr, Status::Ok(), At("2026-11-29 03:59"));
+    s.Tick(lab.lab, nullptr, Status::Ok(), At("2026-11-29 04:00"));  // Sunday 04:00
+  }
+  EXPECT_EQ(drilled, std::vector<std::string>{"db/schedule"});
+}
+
 }  // namespace
 }  // namespace hearth::backup
