@@ -63,6 +63,47 @@ void RegisterStatus(CLI::App& app, GlobalOptions& g, Command& run) {
           if (doc.is_object() && doc["services"].is_array()) services = doc["services"];
         }
       }
+      // Backup policies: 3-2-1, the last backup against the RPO, the last drill.
+      std::vector<state::JobRun> runs;
+      if (*store) {
+        auto r = (*store)->RecentRuns("", 2000);
+        if (r.ok()) runs = std::move(*r);
+      }
+      auto age_of = [](const std::string& t) -> long {
+        std::tm tm{};
+        if (!strptime(t.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return -1;
+        return static_cast<long>(std::time(nullptr) - timegm(&tm));
+      };
+      nlohmann::json backups = nlohmann::json::array();
+      for (const auto& bp : lab->backups.policies) {
+        spec::ThreeTwoOne t = spec::EvaluateThreeTwoOne(*lab, bp);
+        nlohmann::json j = {{"policy", bp.name},
+                            {"three_two_one", {{"met", t.met()}, {"explanation", t.Explain(bp.name)}}},
+                            {"last_backup", nullptr},
+                            {"last_good_backup", nullptr},
+                            {"last_drill", nullptr}};
+        for (const auto& r : runs) {  // newest first
+          if (r.policy != bp.name) continue;
+          nlohmann::json rj = {{"time", r.started_at}, {"ok", r.ok}, {"error", r.error},
+                               {"age_s", age_of(r.started_at)}};
+          if (r.kind == "backup" && j["last_backup"].is_null()) j["last_backup"] = rj;
+          if (r.kind == "backup" && r.ok && j["last_good_backup"].is_null()) j["last_good_backup"] = rj;
+          if (r.kind == "drill" && j["last_drill"].is_null()) {
+            rj["service"] = r.target;
+            auto d = nlohmann::json::parse(r.data_json, nullptr, false);
+            if (d.is_object()) rj["rto_s"] = d.value("rto_s", 0.0);
+            j["last_drill"] = rj;
+          }
+        }
+        if (bp.rpo) {
+          long rpo_s = static_cast<long>(
+              std::chrono::duration_cast<std::chrono::seconds>(bp.rpo->value).count());
+          j["rpo_s"] = rpo_s;
+          j["rpo_met"] = !j["last_good_backup"].is_null() &&
+                         j["last_good_backup"]["age_s"].get<long>() <= rpo_s;
+        }
+        backups.push_back(j);
+      }
       if (g.format() != Format::kTable) {
         nlohmann::json res = nlohmann::json::array();
         for (const auto& r : rows)
@@ -76,6 +117,7 @@ void RegisterStatus(CLI::App& app, GlobalOptions& g, Command& run) {
                           {"services", services},
                           {"in_sync", !p->summary.HasChanges()},
                           {"resources", res},
+                          {"backups", backups},
                           {"events", ev}});
         return kExitOk;
       }
@@ -119,6 +161,27 @@ void RegisterStatus(CLI::App& app, GlobalOptions& g, Command& run) {
           // Limits that could not be enforced, and similar, are worth a line each.
           for (const auto& warning : sv["warnings"]) {
             std::printf("  %-16s warning: %s\n", "", warning.get<std::string>().c_str());
+          }
+        }
+      }
+      if (!backups.empty()) {
+        std::puts("\nBackup policies:");
+        for (const auto& b : backups) {
+          auto when = [](const nlohmann::json& r) -> std::string {
+            if (r.is_null()) return "never";
+            long a = r["age_s"].get<long>();
+            std::string ago = a < 0 ? "?" : a < 120 ? std::to_string(a) + "s ago"
+                                    : a < 7200 ? std::to_string(a / 60) + "m ago"
+                                               : std::to_string(a / 3600) + "h ago";
+            return ago + (r["ok"].get<bool>() ? "" : " (FAILED: " + r["error"].get<std::string>() + ")");
+          };
+          std::printf("  %-12s 3-2-1 %-4s  last backup %s", b["policy"].get<std::string>().c_str(),
+                      b["three_two_one"]["met"].get<bool>() ? "ok" : "MISS",
+                      when(b["last_backup"]).c_str());
+          if (b.contains("rpo_met") && !b["rpo_met"].get<bool>()) std::printf("  RPO OVERDUE");
+          std::printf("  last drill %s\n", when(b["last_drill"]).c_str());
+          if (!b["three_two_one"]["met"].get<bool>()) {
+            std::printf("  %-12s %s\n", "", b["three_two_one"]["explanation"].get<std::string>().c_str());
           }
         }
       }
