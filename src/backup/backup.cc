@@ -512,6 +512,42 @@ Result<PolicyResult> RunPolicy(const Env& env, const std::string& policy) {
       Finish(env, ex, run, t0, st, data, &result.runs, summary);
     }
   }
+  // 4. Read part of every repository back (check --read-data-subset).
+  if (!bp->check.empty()) {
+    std::vector<std::string> names = {plan.repository};
+    names.insert(names.end(), plan.copies.begin(), plan.copies.end());
+    for (const auto& name : names) {
+      state::JobRun run = MakeRun(env, "check", policy, name);
+      auto t0 = Clock::now();
+      nlohmann::json data = {{"read_data_subset", bp->check}};
+      std::string summary;
+      Status st;
+      const spec::Repository* rs = FindRepo(lab, name);
+      auto r = rs ? OpenRepository(env, *rs, false)
+                  : Result<std::unique_ptr<repo::Repository>>(NotFound("repository " + name));
+      if (!r.ok()) {
+        st = r.status();
+      } else {
+        repo::CheckOptions co;
+        co.read_data = true;
+        co.read_data_subset = bp->check;
+        co.exclusive_lock = false;
+        auto c = repo::Check(**r, co);
+        if (!c.ok()) {
+          st = c.status();
+        } else {
+          data["packs_read"] = c->packs_read;
+          data["errors"] = c->errors;
+          if (!c->ok()) {
+            st = DataLoss(fmt::format("check found {} error(s), first: {}", c->errors.size(),
+                                      c->errors.front()));
+          }
+          summary = fmt::format("{} packs read, no errors", c->packs_read);
+        }
+      }
+      Finish(env, ex, run, t0, st, data, &result.runs, summary);
+    }
+  }
   (void)start;
   return result;
 }

@@ -1037,6 +1037,18 @@ void DecodeBackups(const Ctx& ctx, const Node& n, Lab& lab) {
                 "expected enforce, warn or off, found \"" + bp.three_two_one + "\"");
     }
     pm.OptSize("bandwidth", bp.bandwidth);
+    pm.String("check", bp.check);
+    if (!bp.check.empty()) {
+      const std::string& c = bp.check;
+      bool ratio = c.find('/') != std::string::npos;
+      bool percent = !c.empty() && c.back() == '%';
+      bool size = !ratio && !percent && ParseByteSize(c).ok();
+      if (!ratio && !percent && !size) {
+        ctx.Error(pm.Get("check"), pm.Sub("check"),
+                  "expected how much data to read back after each run: \"1/7\" (one part in 7), "
+                  "\"5%\" or a size like \"500MiB\"; found \"" + c + "\"");
+      }
+    }
     Node drill = pm.Get("drill");
     if (drill.IsDefined()) {
       MapReader dm(ctx, drill, pm.Sub("drill"));

@@ -418,6 +418,9 @@ struct BackupPolicy {
   std::optional<Duration> rpo;
   std::string three_two_one = "warn";  // enforce | warn | off
   std::optional<ByteSize> bandwidth;   // per second
+  // After each run, `check --read-data-subset` of this much on every
+  // repository of the policy ("n/t", "x%" or a size); "" = no check.
+  std::string check;
   std::optional<DrillPolicy> drill;
   Location loc;
   std::string path;

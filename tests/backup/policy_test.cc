@@ -47,7 +47,7 @@ backups:
     - { name: usb, url: repos/usb, medium: usb, password: "pw-usb" }
     - { name: far, url: repos/far, medium: disk, offsite: true, password: "pw-far" }
   policies:
-    - { name: nightly, repository: local, copies: [usb, far], retain: )" + retain + R"( }
+    - { name: nightly, repository: local, copies: [usb, far], retain: )" + retain + R"(, check: "50%" }
 )";
     auto r = spec::LoadAndValidateStrings({{"lab.yaml", yaml}}, dir_.path() + "/lab");
     std::string diags;
@@ -102,8 +102,9 @@ TEST_F(PolicyTest, HookBackupCopiesRetentionAndRecordsEveryStep) {
     auto r = RunPolicy(env_, "nightly");
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     ASSERT_TRUE(r->ok()) << Join(r->errors(), "\n");
-    // backup, 2 copies, 3 forgets
-    ASSERT_EQ(r->runs.size(), 6u);
+    // backup, 2 copies, 3 forgets, 3 checks
+    ASSERT_EQ(r->runs.size(), 9u);
+    EXPECT_EQ(r->runs[6].kind, "check");
     EXPECT_EQ(r->runs[0].kind, "backup");
     EXPECT_EQ(r->runs[1].kind, "copy");
     EXPECT_EQ(r->runs[1].target, "usb");
@@ -130,7 +131,7 @@ TEST_F(PolicyTest, HookBackupCopiesRetentionAndRecordsEveryStep) {
   // Every step is in state, newest first.
   auto runs = store_->RecentRuns("", 100);
   ASSERT_TRUE(runs.ok());
-  EXPECT_EQ(runs->size(), 18u);
+  EXPECT_EQ(runs->size(), 27u);
   auto backups = store_->RecentRuns("backup", 100);
   ASSERT_TRUE(backups.ok());
   EXPECT_EQ(backups->size(), 3u);
