@@ -55,6 +55,12 @@ Result<LabEnv> OpenLabEnv(const GlobalOptions& g, const std::string& identity_fi
   return le;
 }
 
+// Progress lines of a policy run or a drill, for table output.
+void PrintLine(const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
 nlohmann::json RunToJson(const state::JobRun& r) {
   return {{"id", r.id},
           {"kind", r.kind},
@@ -86,12 +92,7 @@ int RunBackupRun(const GlobalOptions& g, const BackupRunArgs& a) {
     return kExitUsage;
   }
   bool json = g.format() != Format::kTable;
-  if (!json) {
-    le->env.log = [](const std::string& line) {
-      std::printf("%s\n", line.c_str());
-      std::fflush(stdout);
-    };
-  }
+  if (!json) le->env.log = PrintLine;
   nlohmann::json out = nlohmann::json::array();
   bool ok = true;
   for (const auto& p : policies) {
@@ -197,12 +198,7 @@ int RunDrillRun(const GlobalOptions& g, const DrillRunArgs& a) {
     return kExitUsage;
   }
   bool json = g.format() != Format::kTable;
-  if (!json) {
-    le->env.log = [](const std::string& line) {
-      std::printf("%s\n", line.c_str());
-      std::fflush(stdout);
-    };
-  }
+  if (!json) le->env.log = PrintLine;
   nlohmann::json out = nlohmann::json::array();
   bool all_passed = true;
   for (const auto& svc : services) {
