@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -316,10 +317,13 @@ int RepoSession::Start() {
 
   std::string loc = rg_.repo;
   const bool from = rg_.source_of_copy;
-  for (const char* env : from ? std::initializer_list<const char*>{"HEARTH_FROM_REPOSITORY",
-                                                                   "RESTIC_FROM_REPOSITORY"}
-                              : std::initializer_list<const char*>{"HEARTH_REPOSITORY",
-                                                                   "RESTIC_REPOSITORY"}) {
+  // Arrays, not a conditional over two initializer_lists: the lists' backing
+  // arrays would end with the conditional expression, before the loop runs.
+  static constexpr std::array<const char*, 2> kFromRepoVars = {"HEARTH_FROM_REPOSITORY",
+                                                               "RESTIC_FROM_REPOSITORY"};
+  static constexpr std::array<const char*, 2> kRepoVars = {"HEARTH_REPOSITORY",
+                                                           "RESTIC_REPOSITORY"};
+  for (const char* env : from ? kFromRepoVars : kRepoVars) {
     if (loc.empty()) loc = EnvVar(env);
   }
   if (loc.empty() && from) {
@@ -366,8 +370,9 @@ Result<SecretBytes> RepoSession::ResolvePassword(bool for_init) {
   if (!rg_.password_file.empty()) {
     return ReadPasswordFile(rg_.password_file, from ? "--from-password-file" : "--password-file");
   }
-  for (const char* family : from ? std::initializer_list<const char*>{"HEARTH_FROM", "RESTIC_FROM"}
-                                 : std::initializer_list<const char*>{"HEARTH", "RESTIC"}) {
+  static constexpr std::array<const char*, 2> kFromFamilies = {"HEARTH_FROM", "RESTIC_FROM"};
+  static constexpr std::array<const char*, 2> kFamilies = {"HEARTH", "RESTIC"};
+  for (const char* family : from ? kFromFamilies : kFamilies) {
     std::string file_var = std::string(family) + "_PASSWORD_FILE";
     std::string cmd_var = std::string(family) + "_PASSWORD_COMMAND";
     std::string pw_var = std::string(family) + "_PASSWORD";
