@@ -255,9 +255,7 @@ class Sftp(Peer):
 
 def tool_cmds(tool, exe, repo_args, src):
     if tool == "hearth":
-        # --password-file, not HEARTH_PASSWORD: the environment lookup in RepoSession::
-        # ResolvePassword (src/cli/repo_session.cc) iterates a dangling std::initializer_list
-        # and crashes in -O3 builds (seen 2026-11-27); the file path does not go through it.
+        # --password-file: binaries before 16e6e2f crashed on HEARTH_PASSWORD in -O3 builds.
         base = [exe, "repo"] + repo_args + ["--password-file", PASSWORD_FILE[0]]
         return base + ["init"], base + ["-q", "backup", src]
     base = [exe] + repo_args
