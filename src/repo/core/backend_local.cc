@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -281,7 +282,10 @@ class LocalBackend : public Backend {
     std::string data = root_ + "/data";
     if (DIR* d = ::opendir(data.c_str())) {
       while (dirent* e = ::readdir(d)) {
-        if (std::strlen(e->d_name) == 2) dirs.push_back(data + "/" + e->d_name);
+        if (std::strlen(e->d_name) == 2 && std::isxdigit(static_cast<unsigned char>(e->d_name[0])) &&
+            std::isxdigit(static_cast<unsigned char>(e->d_name[1]))) {
+          dirs.push_back(data + "/" + e->d_name);  // not ".." (also two characters)
+        }
       }
       ::closedir(d);
     }
@@ -352,7 +356,10 @@ class LocalBackend : public Backend {
       std::vector<std::string> subs;
       while (dirent* e = ::readdir(d)) {
         std::string n = e->d_name;
-        if (n.size() == 2) subs.push_back(n);
+        if (n.size() == 2 && std::isxdigit(static_cast<unsigned char>(n[0])) &&
+            std::isxdigit(static_cast<unsigned char>(n[1]))) {
+          subs.push_back(n);  // not ".."
+        }
       }
       ::closedir(d);
       for (const auto& s : subs) TRY(ListDir(data + "/" + s, fn));
