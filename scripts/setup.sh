@@ -41,10 +41,14 @@ PACKAGES=(
   # Remote repositories: libssh for the SFTP backend; the peers its tests and bench/backup run
   # against: OpenSSH sshd (SFTP), rclone (`rclone serve restic`, the REST protocol), botocore
   # (the reference SigV4 signer). s3rver (npm) is installed by scripts/npm-tools.sh.
-  libssh-dev openssh-server rclone python3-botocore npm
+  libssh-dev openssh-server rclone python3-botocore
   # Tooling: formatter and linter (version 14 on bookworm; see .clang-format / .clang-tidy).
   clang-format clang-tidy
 )
+
+# npm for scripts/npm-tools.sh, from Debian unless an npm is already there (a
+# NodeSource nodejs ships its own npm and conflicts with Debian's package).
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 readonly APT_LISTS_DIR=/var/lib/apt/lists
 readonly APT_LISTS_MAX_AGE_MIN=$((24 * 60))
