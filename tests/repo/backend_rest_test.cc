@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "repo/backend.h"
 #include "tests/repo/backend_contract.h"
+#include "tests/repo/interop_tree.h"
 #include "tests/testing/peer.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
@@ -36,7 +37,10 @@ using hearth::testing::RunProgram;
 using hearth::testing::RunResult;
 using hearth::testing::Slurp;
 using hearth::testing::TempDir;
+using testing::ExpectSameTree;
 using testing::HexName;
+using testing::MakeInteropTree;
+using testing::WriteFile;
 
 constexpr char kRclone[] = "/usr/bin/rclone";
 constexpr char kRestic[] = "/usr/bin/restic";
@@ -49,12 +53,6 @@ bool Have(const char* path) { return ::access(path, X_OK) == 0; }
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
-}
-
-void WriteFile(const std::string& path, std::string_view data) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
 }
 
 // `rclone serve restic` on a free port of 127.0.0.1, serving a fresh
@@ -341,62 +339,6 @@ RunResult Restic(const std::string& url, std::vector<std::string> args,
   return RunProgram(std::move(argv), "/", e);
 }
 
-// A few hundred small files in nested directories, some of them duplicates,
-// and one 20 MB file of random (incompressible) bytes with a repeated part.
-void MakeTree(const std::string& root) {
-  std::mt19937_64 rng(20261127);
-  auto random_bytes = [&](size_t n) {
-    std::string s(n, '\0');
-    for (size_t i = 0; i < n; i += 8) {
-      uint64_t v = rng();
-      std::memcpy(s.data() + i, &v, std::min<size_t>(8, n - i));
-    }
-    return s;
-  };
-  std::vector<std::string> contents;
-  for (int i = 0; i < 300; ++i) {
-    std::string dir = root + "/d" + std::to_string(i % 7) + "/e" + std::to_string(i % 3);
-    std::string data;
-    if (i % 10 == 9) {
-      data = contents[static_cast<size_t>(i) / 2];  // a duplicate
-    } else if (i % 4 == 0) {
-      data =
-          "text file " + std::to_string(i) + "\n" + std::string(static_cast<size_t>(i * 13), 'q');
-    } else {
-      data = random_bytes(static_cast<size_t>(rng() % 30000));
-    }
-    contents.push_back(data);
-    WriteFile(dir + "/file" + std::to_string(i) + ".bin", data);
-  }
-  std::string big = random_bytes(16 << 20);
-  big += big.substr(1 << 20, 4 << 20);  // 20 MiB, the last 4 MiB seen before
-  WriteFile(root + "/big/twenty.bin", big);
-  WriteFile(root + "/big/twenty-copy.bin", big.substr(0, 8 << 20));
-  fs::create_directories(root + "/empty-dir");
-  fs::create_symlink("../big/twenty.bin", root + "/d1/link");
-}
-
-// Every entry under src exists under dst with the same content or target.
-void ExpectSameTree(const std::string& src, const std::string& dst) {
-  ASSERT_TRUE(fs::is_directory(dst)) << dst << " was not restored";
-  size_t n = 0;
-  for (const auto& e : fs::recursive_directory_iterator(src)) {
-    std::string rel = e.path().lexically_relative(src).string();
-    std::string other = dst + "/" + rel;
-    ++n;
-    if (e.is_symlink()) {
-      ASSERT_TRUE(fs::is_symlink(other)) << other;
-      EXPECT_EQ(fs::read_symlink(e.path()), fs::read_symlink(other)) << rel;
-    } else if (e.is_directory()) {
-      EXPECT_TRUE(fs::is_directory(other)) << other;
-    } else {
-      ASSERT_TRUE(fs::is_regular_file(other)) << other;
-      EXPECT_TRUE(Slurp(e.path().string()) == Slurp(other)) << rel << " differs";
-    }
-  }
-  EXPECT_GT(n, 300u);
-}
-
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
@@ -406,7 +348,7 @@ class RestInteropTest : public ::testing::Test {
   static void SetUpTestSuite() {
     root_ = new TempDir();
     source_ = root_->path() + "/src";
-    MakeTree(source_);
+    MakeInteropTree(source_);
   }
   static void TearDownTestSuite() {
     delete root_;

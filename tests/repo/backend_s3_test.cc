@@ -32,6 +32,7 @@
 #include "repo/backend.h"
 #include "repo/core/sigv4.h"
 #include "tests/repo/backend_contract.h"
+#include "tests/repo/interop_tree.h"
 #include "tests/testing/peer.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
@@ -46,7 +47,11 @@ using hearth::testing::RunProgram;
 using hearth::testing::RunResult;
 using hearth::testing::Slurp;
 using hearth::testing::TempDir;
+using testing::ExpectSameTree;
 using testing::HexName;
+using testing::MakeInteropTree;
+using testing::RandomBytes;
+using testing::WriteFile;
 
 constexpr char kOpenssl[] = "/usr/bin/openssl";
 constexpr char kRestic[] = "/usr/bin/restic";
@@ -62,21 +67,6 @@ bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-void WriteFile(const std::string& path, std::string_view data) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
-
-std::string RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(s.data() + i, &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
 
 std::string S3rverPath() {
   const char* env = std::getenv("HEARTH_S3RVER");
@@ -623,45 +613,6 @@ RunResult Restic(const S3rver& s, const std::string& url, std::vector<std::strin
   return RunProgram(std::move(argv), "/", Env());
 }
 
-// Some hundred small files (a few duplicates) and one 20 MiB file of random
-// bytes whose last 4 MiB repeat an earlier part.
-void MakeTree(const std::string& root) {
-  for (int i = 0; i < 300; ++i) {
-    std::string dir = root + "/d" + std::to_string(i % 7) + "/e" + std::to_string(i % 3);
-    std::string data =
-        i % 10 == 9  ? "duplicate content\n"
-        : i % 4 == 0 ? "text " + std::to_string(i) + std::string(static_cast<size_t>(i) * 7, 'q')
-                     : RandomBytes(static_cast<size_t>(i) * 97 % 30000, static_cast<uint64_t>(i));
-    WriteFile(dir + "/file" + std::to_string(i) + ".bin", data);
-  }
-  std::string big = RandomBytes(16 << 20, 99);
-  big += big.substr(1 << 20, 4 << 20);
-  WriteFile(root + "/big/twenty.bin", big);
-  fs::create_directories(root + "/empty-dir");
-  fs::create_symlink("../big/twenty.bin", root + "/d1/link");
-}
-
-// Every entry under src is under dst with the same content or target.
-void ExpectSameTree(const std::string& src, const std::string& dst) {
-  ASSERT_TRUE(fs::is_directory(dst)) << dst << " was not restored";
-  size_t n = 0;
-  for (const auto& e : fs::recursive_directory_iterator(src)) {
-    std::string rel = e.path().lexically_relative(src).string();
-    std::string other = dst + "/" + rel;
-    ++n;
-    if (e.is_symlink()) {
-      ASSERT_TRUE(fs::is_symlink(other)) << other;
-      EXPECT_EQ(fs::read_symlink(e.path()), fs::read_symlink(other)) << rel;
-    } else if (e.is_directory()) {
-      EXPECT_TRUE(fs::is_directory(other)) << other;
-    } else {
-      ASSERT_TRUE(fs::is_regular_file(other)) << other;
-      EXPECT_TRUE(Slurp(e.path().string()) == Slurp(other)) << rel << " differs";
-    }
-  }
-  EXPECT_GT(n, 300u);
-}
-
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
@@ -671,7 +622,7 @@ class S3InteropTest : public ::testing::Test {
   static void SetUpTestSuite() {
     root_ = new TempDir();
     source_ = root_->path() + "/src";
-    MakeTree(source_);
+    MakeInteropTree(source_);
   }
   static void TearDownTestSuite() {
     delete root_;

@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "repo/backend.h"
 #include "tests/repo/backend_contract.h"
+#include "tests/repo/interop_tree.h"
 #include "tests/testing/peer.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
@@ -42,6 +43,8 @@ using hearth::testing::RunResult;
 using hearth::testing::Slurp;
 using hearth::testing::TempDir;
 using repo::testing::ExpectBackendContract;
+using repo::testing::RandomBytes;
+using repo::testing::WriteFile;
 using repo::testing::HexName;
 
 constexpr char kSshd[] = "/usr/sbin/sshd";
@@ -58,20 +61,6 @@ std::string CurrentUser() {
 
 bool Executable(const char* path) { return ::access(path, X_OK) == 0; }
 
-void WriteFile(const std::string& path, std::string_view data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
-
-std::string PseudoRandom(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t x = rng();
-    for (size_t k = 0; k < 8 && i + k < n; ++k) s[i + k] = static_cast<char>(x >> (8 * k));
-  }
-  return s;
-}
 
 // Pids of the sshd processes below `root` (sshd forks one per connection, which
 // lives on when only the listener is killed).
@@ -257,7 +246,7 @@ TEST_F(SftpBackendTest, LargeFilesAndRangesRoundTrip) {
   ASSERT_TRUE(be);
   ASSERT_TRUE(be->Create().ok());
   // Larger than any one request and not a multiple of the request size.
-  std::string big = PseudoRandom(24 * 1024 * 1024 + 12345, 7);
+  std::string big = RandomBytes(24 * 1024 * 1024 + 12345, 7);
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(be->Save(FileType::kData, HexName('7'), big).ok());
   auto t1 = std::chrono::steady_clock::now();
@@ -306,7 +295,7 @@ TEST_F(SftpBackendTest, ParallelCallsShareThePool) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kFiles; ++i) {
         std::string name = fmt::format("{:02x}{}", t * 16 + i, std::string(62, 'a' + t % 6));
-        std::string data = PseudoRandom(kSize, static_cast<uint64_t>(t * 100 + i));
+        std::string data = RandomBytes(kSize, static_cast<uint64_t>(t * 100 + i));
         if (!be->Save(FileType::kData, name, data).ok()) ++failures;
         auto back = be->Load(FileType::kData, name);
         if (!back.ok() || *back != data) ++failures;
@@ -572,10 +561,10 @@ class SftpInteropTest : public SftpBackendTest {
       fs::create_directories(dir);
       for (int f = 0; f < 25; ++f) {
         size_t size = rng() % 40000;
-        WriteFile(fmt::format("{}/file{:03}.bin", dir, f), PseudoRandom(size, rng()));
+        WriteFile(fmt::format("{}/file{:03}.bin", dir, f), RandomBytes(size, rng()));
       }
     }
-    WriteFile(root + "/big.bin", PseudoRandom(20 * 1000 * 1000, 99));
+    WriteFile(root + "/big.bin", RandomBytes(20 * 1000 * 1000, 99));
     WriteFile(root + "/empty", "");
   }
 
