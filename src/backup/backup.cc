@@ -548,7 +548,6 @@ Result<PolicyResult> RunPolicy(const Env& env, const std::string& policy) {
       Finish(env, ex, run, t0, st, data, &result.runs, summary);
     }
   }
-  (void)start;
   return result;
 }
 
