@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the npm tools that Hearth's tests run against, into one prefix:
-#   s3rver 3.7.1   an S3-compatible server (tests/repo/backend_s3_test.cc).
+#   s3rver 3.7.1   an S3-compatible server (tests/repo/backend_s3_test.cc, and
+#                  the example lab's "offsite" bucket: scripts/demo-peers.sh).
 #
 # Idempotent: exits at once when the pinned versions are already there. Needs
 # npm (scripts/setup.sh installs it) and the npm registry. Prints one line.

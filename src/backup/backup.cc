@@ -250,6 +250,12 @@ Result<PolicyPlan> PlanPolicy(const spec::Lab& lab, const std::string& policy) {
     s.service = svc.name;
     for (const auto& m : svc.volumes) {
       if (!m.volume) continue;
+      const auto& only = svc.backup->volumes;
+      if (!only.empty() && std::none_of(only.begin(), only.end(), [&](const spec::Ref& r) {
+            return r.name == m.volume->name;
+          })) {
+        continue;
+      }
       if (const spec::Volume* v = lab.FindVolume(m.volume->name)) s.paths.push_back(lab.VolumePath(*v));
     }
     for (const auto& extra : svc.backup->paths) s.paths.push_back(extra);

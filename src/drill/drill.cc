@@ -178,13 +178,17 @@ Result<DrillReport> RunDrill(const backup::Env& env, const DrillOptions& o) {
     }
     step(fmt::format("restored {} files, {} bytes", restored->files, restored->bytes));
 
-    // 2. The service as the sandbox sees it: its volumes are the restored copies.
+    // 2. The service as the sandbox sees it: its volumes are the restored
+    // copies, and volumes the policy leaves out (a database's live files, when
+    // a dump is what is backed up) start empty, as on a new machine.
     auto drill_lab = std::make_shared<spec::Lab>(lab);
     drill_lab->lab.name = lab.lab.name + "-drill";
     for (const auto& m : svc.volumes) {
       if (!m.volume) continue;
       for (auto& v : drill_lab->volumes) {
-        if (v.name == m.volume->name) v.path = sandbox + "/root" + lab.VolumePath(v);
+        if (v.name != m.volume->name) continue;
+        v.path = sandbox + "/root" + lab.VolumePath(v);
+        std::filesystem::create_directories(v.path, ec);
       }
     }
     std::string run_dir = sandbox + "/run";

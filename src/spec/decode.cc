@@ -876,6 +876,7 @@ void DecodeServiceBackup(const Ctx& ctx, const Node& n, const std::string& path,
     cm.String("expect", c.expect);
     b.canary = std::move(c);
   }
+  m.RefList("volumes", b.volumes);
   m.StringList("paths", b.paths);
   svc.backup = std::move(b);
 }
@@ -983,6 +984,16 @@ void DecodeVolume(const Ctx& ctx, const Node& n, const std::string& path, Lab& l
   m.RefTo("host", v.host);
   m.String("path", v.path);
   m.OptSize("size", v.size);
+  if (Node mode = m.Get("mode"); mode.IsDefined() && ReadString(ctx, mode, m.Sub("mode"), v.mode)) {
+    bool octal = v.mode.size() >= 3 && v.mode.size() <= 4 &&
+                 v.mode.find_first_not_of("01234567") == std::string::npos;
+    if (!octal) {
+      ctx.Error(mode, m.Sub("mode"),
+                "expected permission bits in octal, like \"0700\" or \"0750\", found \"" + v.mode + "\"");
+    } else if (v.mode.size() == 3) {
+      v.mode = "0" + v.mode;
+    }
+  }
   lab.volumes.push_back(std::move(v));
 }
 

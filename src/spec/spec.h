@@ -336,6 +336,10 @@ struct ServiceBackup {
   std::vector<std::string> pre_hook;
   std::vector<std::string> post_hook;
   std::optional<Canary> canary;
+  // Which of the service's volumes are backed up (empty = all of them). A
+  // database's live files are better left out in favour of the dump its pre
+  // hook writes to a volume of its own.
+  std::vector<Ref> volumes;
   std::vector<std::string> paths;  // extra paths beyond the service's volumes
 };
 
@@ -376,6 +380,10 @@ struct Volume {
   std::optional<Ref> host;
   std::string path;  // absolute, or relative to the lab directory
   std::optional<ByteSize> size;
+  // Permission bits of the directory, as four octal digits. A program that
+  // sets its own (PostgreSQL wants 0700) should be declared here, or its
+  // chmod shows as drift.
+  std::string mode = "0750";
   Location loc;
   std::string spec_path;
 };

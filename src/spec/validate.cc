@@ -251,6 +251,23 @@ class Validator {
       if (s.backup && s.backup->policy) {
         Exists(*s.backup->policy, lab_.backups.policies, "backup policy");
       }
+      if (s.backup) {
+        for (const auto& v : s.backup->volumes) {
+          bool mounted = false;
+          std::vector<std::string> names;
+          for (const auto& m : s.volumes) {
+            if (!m.volume) continue;
+            names.push_back(m.volume->name);
+            mounted = mounted || m.volume->name == v.name;
+          }
+          if (!mounted) {
+            d_.Error(v.loc, v.path,
+                     "service \"" + s.name + "\" does not mount a volume \"" + v.name +
+                         "\"; backup.volumes picks from its own volumes (" +
+                         (names.empty() ? std::string("it has none") : Join(names, ", ")) + ")");
+          }
+        }
+      }
       if (s.driver == Driver::kExec) {
         if (s.command.empty()) {
           d_.Error(s.loc, s.path,

@@ -233,7 +233,7 @@ TEST(CliValidateTest, JsonOutputForExampleLab) {
   EXPECT_EQ(j.at("valid"), true);
   EXPECT_EQ(j.at("lab"), "home");
   EXPECT_EQ(j.at("counts").at("services"), 6);
-  EXPECT_EQ(j.at("counts").at("volumes"), 3);
+  EXPECT_EQ(j.at("counts").at("volumes"), 4);
   for (const auto& d : j.at("diagnostics")) EXPECT_EQ(d.at("severity"), "warning") << d.dump();
 }
 
@@ -317,12 +317,13 @@ TEST(CliApplyTest, ApplyThenPlanIsEmpty) {
   EXPECT_EQ(r.exit_code, 0) << r.Describe();
   EXPECT_TRUE(Contains(r.out, "No changes")) << r.Describe();
 
-  for (const char* v : {"pgdata", "appdata", "mqttdata"}) {
+  // Each volume with its declared mode (pgdata: "0700", as PostgreSQL wants).
+  for (const char* v : {"pgdata", "pgdump", "appdata", "mqttdata"}) {
     std::string path = lab.lab() + "/.hearth/volumes/" + v;
     EXPECT_TRUE(fs::is_directory(path)) << path;
     struct stat st {};
     ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
-    EXPECT_EQ(st.st_mode & 07777, 0750u) << path;
+    EXPECT_EQ(st.st_mode & 07777, std::string(v) == "pgdata" ? 0700u : 0750u) << path;
   }
 
   // A second apply has nothing to do and still succeeds.
@@ -370,15 +371,15 @@ TEST(CliApplyTest, EditedServiceShowsInPlaceUpdate) {
 TEST(CliApplyTest, ChmodOfVolumeShowsAsDrift) {
   LabCopy lab;
   ASSERT_EQ(lab.Run({"apply", "--yes"}).exit_code, 0);
-  std::string pg = lab.lab() + "/.hearth/volumes/pgdata";
-  ASSERT_EQ(::chmod(pg.c_str(), 0700), 0);
+  std::string dump = lab.lab() + "/.hearth/volumes/pgdump";
+  ASSERT_EQ(::chmod(dump.c_str(), 0700), 0);
   RunResult r = lab.Run({"plan", "--detailed-exitcode"});
   EXPECT_EQ(r.exit_code, 2) << r.Describe();
   EXPECT_TRUE(Contains(r.out, "[drift]")) << r.Describe();
   EXPECT_TRUE(Contains(r.out, "\"0700\" -> \"0750\"")) << r.Describe();
   ASSERT_EQ(lab.Run({"apply", "--yes"}).exit_code, 0);
   struct stat st {};
-  ASSERT_EQ(::stat(pg.c_str(), &st), 0);
+  ASSERT_EQ(::stat(dump.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0750u);
 }
 
@@ -663,14 +664,43 @@ RunResult ChromiumDumpDom(const std::string& url, const std::string& profile_dir
              profile_dir);
 }
 
+// restic's own check of one of the example's remote repositories, through
+// the demo peers (restic 0.14 reaches SFTP with an ssh subprocess).
+RunResult ResticCheck(const LabCopy& copy, const std::string& repository,
+                      const std::string& password) {
+  const std::string peers = copy.lab() + "/.hearth/demo-peers";
+  std::vector<std::string> argv = {"/usr/bin/restic", "--no-cache"};
+  if (repository == "nas") {
+    argv.insert(argv.end(),
+                {"-r", "sftp:root@127.0.0.1:restic", "-o",
+                 "sftp.command=ssh -p 2222 -i " + peers + "/client_key -o UserKnownHostsFile=" +
+                     peers + "/known_hosts -o StrictHostKeyChecking=yes root@127.0.0.1 -s sftp"});
+  } else {
+    argv.insert(argv.end(), {"-r", "s3:https://127.0.0.1:4568/offsite/restic", "--cacert",
+                             peers + "/offsite-ca.pem"});
+  }
+  argv.insert(argv.end(), {"check", "--read-data"});
+  return RunProgram(argv, copy.tmp(),
+                    {{"RESTIC_PASSWORD", password},
+                     {"AWS_ACCESS_KEY_ID", "S3RVER"},
+                     {"AWS_SECRET_ACCESS_KEY", "S3RVER"}});
+}
+
 // The README's main job: the example lab's six services run for real, and its
-// page opens in a real browser.
-TEST(CliExampleLabTest, RunsForRealAndServesItsPage) {
+// page opens in a real browser. Then its backup policy runs as the README
+// shows: the database's pg_dump hook, the local repository, copies to the
+// SFTP "NAS" (OpenSSH sshd) and the S3 "offsite" (s3rver) that
+// scripts/demo-peers.sh starts, and a drill from the offsite copy that finds
+// the canary row. One test, because the example's ports are fixed.
+TEST(CliExampleLabTest, RunsServesItsPageBacksUpAndDrills) {
   for (const char* program : {"/usr/lib/postgresql/15/bin/postgres", "/usr/bin/redis-server",
                               "/usr/sbin/nginx", "/usr/sbin/mosquitto",
-                              "/usr/bin/prometheus-node-exporter", "/usr/bin/chromium"}) {
+                              "/usr/bin/prometheus-node-exporter", "/usr/bin/chromium",
+                              "/usr/sbin/sshd", "/usr/bin/restic",
+                              "/opt/hearth-npm/node_modules/.bin/s3rver"}) {
     if (::access(program, X_OK) != 0) {
-      GTEST_SKIP() << program << " is not installed (scripts/setup.sh installs it)";
+      GTEST_SKIP() << program
+                   << " is not installed (scripts/setup.sh and scripts/npm-tools.sh install it)";
     }
   }
   if (::geteuid() != 0) GTEST_SKIP() << "the example's database is started as user postgres: run as root";
@@ -680,6 +710,16 @@ TEST(CliExampleLabTest, RunsForRealAndServesItsPage) {
                                   fs::perms::others_read | fs::perms::others_exec);
   std::string log = copy.lab() + "/../up.log";
   pid_t daemon = StartDaemon({"--lab", copy.lab(), "up", "--listen", "127.0.0.1:0"}, copy.lab(), log);
+  // However the test ends, the lab is stopped (its ports are fixed).
+  struct Down {
+    const LabCopy& copy;
+    pid_t pid;
+    ~Down() {
+      if (pid <= 0) return;
+      Hearth({"--lab", copy.lab(), "down"}, copy.lab());
+      ::waitpid(pid, nullptr, 0);
+    }
+  } down_guard{copy, daemon};
   json st;
   bool all_healthy = false;
   for (int i = 0; i < 1200 && !all_healthy; ++i) {  // up to 60 s (initdb on first start)
@@ -711,10 +751,59 @@ TEST(CliExampleLabTest, RunsForRealAndServesItsPage) {
   EXPECT_EQ(dom.exit_code, 0) << dom.Describe();
   EXPECT_TRUE(Contains(dom.out, "<h1>The example lab is running</h1>")) << dom.Describe();
   EXPECT_TRUE(Contains(dom.out, "Loaded in your browser at")) << dom.Describe();
+
+  // Backups: the README's commands, with the demo NAS and offsite running.
+  const std::string demo_peers = std::string(HEARTH_SOURCE_DIR) + "/scripts/demo-peers.sh";
+  RunResult peers = RunProgram({demo_peers, "start", copy.lab()}, copy.tmp());
+  ASSERT_EQ(peers.exit_code, 0) << peers.Describe();
+  struct StopPeers {
+    std::string script, lab;
+    ~StopPeers() { RunProgram({script, "stop", lab}, "/"); }
+  } stop_peers{demo_peers, copy.lab()};
+  RunResult backup = copy.Run({"-o", "json", "backup", "run", "critical"});
+  ASSERT_EQ(backup.exit_code, 0) << backup.Describe() << "\n" << Slurp(log);
+  json runs = ParseJson(backup);
+  std::map<std::string, int> ok_runs;  // "kind target-repository" -> count
+  for (const auto& r : runs[0]["runs"]) {
+    EXPECT_EQ(r["ok"], true) << r.dump();
+    ok_runs[r["kind"].get<std::string>() + " " + r["target"].get<std::string>()]++;
+  }
+  EXPECT_EQ(ok_runs["backup local"], 2) << runs.dump(2);  // db and app
+  EXPECT_EQ(ok_runs["copy nas"], 1) << runs.dump(2);
+  EXPECT_EQ(ok_runs["copy offsite"], 1) << runs.dump(2);
+  // Only the dump is backed up, never PostgreSQL's live files.
+  RunResult list = copy.Run({"-o", "json", "backup", "list", "--repo", "offsite"});
+  ASSERT_EQ(list.exit_code, 0) << list.Describe();
+  EXPECT_TRUE(Contains(list.out, "volumes/pgdump")) << list.out;
+  EXPECT_FALSE(Contains(list.out, "volumes/pgdata")) << list.out;
+
+  RunResult drill = copy.Run({"-o", "json", "drill", "run", "db"});
+  EXPECT_EQ(drill.exit_code, 0) << drill.Describe();
+  json drills = ParseJson(drill);
+  ASSERT_TRUE(drills.is_array() && drills.size() == 1) << drill.Describe();
+  const json& d = drills[0];
+  EXPECT_EQ(d["passed"], true) << d.dump(2);
+  EXPECT_EQ(d["repository"], "offsite") << d.dump(2);
+  EXPECT_EQ(d["canary_output"], "hearth-canary") << d.dump(2);
+  EXPECT_GT(d["rto_s"].get<double>(), 0.0) << d.dump(2);
+  // The drill left production alone: the proxy still serves the page.
+  EXPECT_TRUE(Contains(HttpGet(8443, "/"), "200 OK"));
+
+  // restic itself reads both copies, every pack.
+  RunResult repo_pw = copy.Run({"secret", "get", "backup.repo_password"});
+  ASSERT_EQ(repo_pw.exit_code, 0) << repo_pw.Describe();
+  std::string repo_password = repo_pw.out.substr(0, repo_pw.out.find('\n'));
+  for (const char* repository : {"nas", "offsite"}) {
+    RunResult check = ResticCheck(copy, repository, repo_password);
+    EXPECT_EQ(check.exit_code, 0) << repository << ": " << check.Describe();
+    EXPECT_TRUE(Contains(check.out, "no errors were found")) << repository << ": " << check.Describe();
+  }
+
   RunResult down = Hearth({"--lab", copy.lab(), "down"}, copy.lab());
   EXPECT_EQ(down.exit_code, 0) << down.Describe();
   int status = 0;
   ::waitpid(daemon, &status, 0);
+  down_guard.pid = -1;
   EXPECT_TRUE(HttpGet(8443, "/").empty()) << "the proxy must be stopped by hearth down";
 }
 

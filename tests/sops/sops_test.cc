@@ -642,7 +642,7 @@ TEST(SopsExampleTest, ExampleLabSecretsDecryptWithTheDemoKey) {
   ASSERT_TRUE(plain.ok()) << plain.status().ToString();
   EXPECT_EQ(LeafPaths(*plain), (std::vector<std::string>{"db.password", "app.secret_key",
                                                          "backup.repo_password", "gcs.hmac",
-                                                         "cache.password"}));
+                                                         "cache.password", "offsite.s3"}));
   EXPECT_EQ(Find(*plain, "gcs.hmac")->text.view(), "GOOG1EXAMPLEACCESSKEY:examplesecret");
   EXPECT_EQ(Find(*plain, "db.password")->text.size(), 24u);
   // Our writer reproduces the file byte for byte.

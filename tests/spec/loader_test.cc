@@ -238,6 +238,34 @@ services:
   EXPECT_NE(AllText(r.diags).find("does not publish"), std::string::npos);
 }
 
+TEST(LoaderTest, BackupVolumesPickFromTheServicesOwnVolumes) {
+  LoadResult r = Load(R"(lab: { name: t }
+volumes: [{ name: data, mode: "0700" }, { name: dump, mode: 755 }, { name: other, mode: "rwx" }]
+backups:
+  repositories: [{ name: r, url: /srv/r }]
+  policies: [{ name: p, repository: r, three_two_one: off }]
+services:
+  - name: a
+    command: /bin/true
+    volumes: [{ name: data }, { name: dump }]
+    backup: { policy: p, volumes: [dump, other] }
+)");
+  ASSERT_EQ(r.diags.ErrorCount(), 2u) << AllText(r.diags);
+  const std::string text = AllText(r.diags);
+  EXPECT_NE(text.find("lab.yaml:10:42: error: services[0].backup.volumes[1]: service \"a\" does not "
+                      "mount a volume \"other\"; backup.volumes picks from its own volumes (data, "
+                      "dump)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("volumes[2].mode: expected permission bits in octal"), std::string::npos)
+      << text;
+  EXPECT_EQ(r.lab->volumes[0].mode, "0700");
+  EXPECT_EQ(r.lab->volumes[1].mode, "0755");  // three digits, as chmod takes them
+  ASSERT_TRUE(r.lab->services[0].backup.has_value());
+  ASSERT_EQ(r.lab->services[0].backup->volumes.size(), 2u);
+  EXPECT_EQ(r.lab->services[0].backup->volumes[0].name, "dump");
+}
+
 TEST(LoaderTest, PolicyEndpointsResolve) {
   LoadResult r = Load(R"(lab: { name: t }
 zones: [a, b]

@@ -14,8 +14,6 @@
 namespace hearth::providers {
 namespace {
 
-constexpr mode_t kVolumeMode = 0750;
-
 class VolumeProvider final : public plan::Provider {
  public:
   std::string_view Name() const override { return "volume"; }
@@ -27,7 +25,7 @@ class VolumeProvider final : public plan::Provider {
       r.kind = "volume";
       r.name = v.name;
       r.fields["path"] = lab.VolumePath(v);
-      r.fields["mode"] = "0750";
+      r.fields["mode"] = v.mode;
       if (v.host) r.fields["host"] = v.host->name;
       if (v.size) r.fields["size"] = v.size->text;
       r.force_new = {"path", "host"};
@@ -80,7 +78,8 @@ class VolumeProvider final : public plan::Provider {
       return Unavailable("volume " + action.name + ": cannot create " + path + ": " +
                          ec.message() + "; check the path and its parent's permissions");
     }
-    if (::chmod(path.c_str(), kVolumeMode) != 0) {
+    const std::string& mode = action.desired.fields.at("mode");
+    if (::chmod(path.c_str(), static_cast<mode_t>(std::stoul(mode, nullptr, 8))) != 0) {
       return Unavailable("volume " + action.name + ": cannot chmod " + path + ": " +
                          std::strerror(errno));
     }
