@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -157,6 +158,12 @@ struct RepoOptions {
   size_t pack_size = 16u << 20;  // target pack size
   unsigned threads = 0;          // 0 = hardware concurrency
   bool dry_run = false;          // compute everything, store no packs or index files
+  // Packs uploaded at once to a remote backend, by threads of their own, so
+  // that chunking, compression and encryption go on while packs travel (0 =
+  // 4). A saver waits when this many are in flight, which bounds the memory
+  // held by finished packs. A local backend's packs are written by the thread
+  // that filled them.
+  unsigned uploads = 0;
 };
 
 // Tunes the C allocator for streaming megabyte buffers (once per process).
@@ -218,7 +225,8 @@ class Repository {
                                              uint32_t uncompressed_length) const;
   // Stores a blob unless the index (or a pending pack) already has it. Returns
   // true when it was new. Thread-safe; compresses and encrypts on the caller's
-  // thread; a full pack is written by the thread that filled it.
+  // thread; a full pack is written by the thread that filled it (local) or
+  // handed to the upload threads (remote; see RepoOptions::uploads).
   Result<bool> SaveBlob(BlobType t, const Id& id, std::string_view plain);
   // Stores all open packs and writes one index file for every blob saved since
   // the last Flush. After OK, every saved blob is durable and indexed.
@@ -246,6 +254,11 @@ class Repository {
   Repository() = default;
   struct Packer;
   Status WritePack(std::unique_ptr<Packer> p);
+  // Stores a sealed pack and records it (or the error); any thread.
+  void CommitPack(std::unique_ptr<Packer> p, const Id& pack, Status s);
+  void UploadLoop();
+  // Waits until no upload is queued or in flight.
+  void WaitForUploads();
   // Returns plain itself, or its zstd form in a thread-local buffer (*ulen set).
   std::string_view CompressBlob(BlobType t, std::string_view plain, uint32_t* ulen);
 
@@ -266,6 +279,13 @@ class Repository {
   std::vector<PackEntry> unindexed_;  // written packs not yet in an index file
   std::atomic<uint64_t> bytes_added_{0}, bytes_added_packed_{0}, data_added_{0}, tree_added_{0};
   Status write_error_;
+  // Remote backends: finished packs waiting for an upload thread (under pack_mu_).
+  std::deque<std::pair<Id, std::unique_ptr<Packer>>> upload_queue_;
+  size_t uploads_in_flight_ = 0;  // queued or uploading
+  bool stop_uploads_ = false;
+  std::condition_variable upload_cv_;  // a job was queued, or stop
+  std::condition_variable slot_cv_;    // an upload finished
+  std::vector<std::thread> uploaders_;
 };
 
 // ---------------------------------------------------------------------------

@@ -209,7 +209,17 @@ Status ParallelFor(unsigned threads, size_t n, const std::function<Status(size_t
 // Open / Init / keys
 // ---------------------------------------------------------------------------
 
-Repository::~Repository() = default;
+Repository::~Repository() {
+  {
+    std::lock_guard<std::mutex> l(pack_mu_);
+    stop_uploads_ = true;
+    // Packs not uploaded by now are dropped: nothing indexes them, so the
+    // repository stays consistent (Flush waits for every upload).
+    upload_queue_.clear();
+  }
+  upload_cv_.notify_all();
+  for (auto& t : uploaders_) t.join();
+}
 
 namespace {
 std::string KeyFileName(const std::string& json) { return Id::Hash(json).Hex(); }
@@ -548,7 +558,8 @@ Result<bool> Repository::SaveBlob(BlobType t, const Id& id, std::string_view pla
   {
     std::lock_guard<std::mutex> l(pack_mu_);
     if (!write_error_.ok()) return write_error_;
-    if (!inflight_[ti].insert(id).second) return false;
+    // Again under the lock: a pack may have been indexed since the check above.
+    if (index_.Has(t, id) || !inflight_[ti].insert(id).second) return false;
   }
   // Compression happens on the caller's thread; sealing writes straight into
   // the pack buffer (no intermediate copy of the blob).
@@ -611,22 +622,65 @@ Status Repository::WritePack(std::unique_ptr<Packer> p) {
   p->sha.Update(tail.data(), tail.size());
   Id pack = p->sha.Finish();
   Status s;
-  if (p->file) {
-    s = p->file->Write(tail);
+  if (p->file) s = p->file->Write(tail);
+  if (!s.ok() || !p->file || be_->IsLocal()) {
+    if (s.ok() && p->file) s = p->file->Commit(FileType::kData, pack.Hex());
+    Status result = s;
+    CommitPack(std::move(p), pack, std::move(s));
+    return result;
+  }
+  // Remote: hand the pack to the upload threads, waiting for a free slot.
+  const size_t slots = opts_.uploads ? opts_.uploads : 4;
+  std::unique_lock<std::mutex> l(pack_mu_);
+  slot_cv_.wait(l, [&] { return uploads_in_flight_ < slots || !write_error_.ok(); });
+  if (!write_error_.ok()) {
+    size_t ti = static_cast<size_t>(p->type);
+    for (const auto& b : p->blobs) inflight_[ti].erase(b.id);
+    return write_error_;
+  }
+  ++uploads_in_flight_;
+  upload_queue_.emplace_back(pack, std::move(p));
+  if (uploaders_.size() < slots) uploaders_.emplace_back([this] { UploadLoop(); });
+  l.unlock();
+  upload_cv_.notify_one();
+  return Status::Ok();
+}
+
+void Repository::UploadLoop() {
+  std::unique_lock<std::mutex> l(pack_mu_);
+  for (;;) {
+    upload_cv_.wait(l, [&] { return stop_uploads_ || !upload_queue_.empty(); });
+    if (stop_uploads_) return;
+    auto [pack, p] = std::move(upload_queue_.front());
+    upload_queue_.pop_front();
+    Status s = write_error_;  // after a failed upload the rest are not sent
+    l.unlock();
     if (s.ok()) s = p->file->Commit(FileType::kData, pack.Hex());
     p->file.reset();
+    CommitPack(std::move(p), pack, std::move(s));
+    l.lock();
+    --uploads_in_flight_;
+    slot_cv_.notify_all();
   }
+}
+
+void Repository::WaitForUploads() {
+  std::unique_lock<std::mutex> l(pack_mu_);
+  slot_cv_.wait(l, [&] { return uploads_in_flight_ == 0; });
+}
+
+void Repository::CommitPack(std::unique_ptr<Packer> p, const Id& pack, Status s) {
+  p->file.reset();
   std::lock_guard<std::mutex> l(pack_mu_);
   size_t ti = static_cast<size_t>(p->type);
+  for (const auto& b : p->blobs) inflight_[ti].erase(b.id);
   if (!s.ok()) {
-    if (write_error_.ok()) write_error_ = s;
-    for (const auto& b : p->blobs) inflight_[ti].erase(b.id);
-    return s;
+    if (write_error_.ok()) write_error_ = std::move(s);
+    slot_cv_.notify_all();
+    return;
   }
   index_.AddPending(pack, p->blobs);
-  for (const auto& b : p->blobs) inflight_[ti].erase(b.id);
   unindexed_.push_back(PackEntry{pack, std::move(p->blobs)});
-  return Status::Ok();
 }
 
 Status Repository::Flush() {
@@ -638,9 +692,12 @@ Status Repository::Flush() {
       pool.clear();
     }
   }
+  Status written;
   for (auto& p : open) {
-    if (!p->blobs.empty()) TRY(WritePack(std::move(p)));
+    if (!p->blobs.empty() && written.ok()) written = WritePack(std::move(p));
   }
+  WaitForUploads();
+  TRY(written);
   std::vector<PackEntry> packs;
   {
     std::lock_guard<std::mutex> l(pack_mu_);
