@@ -1,7 +1,9 @@
 #include "drill/drill.h"
 
+#include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -48,6 +50,65 @@ Status EnterPrivateNetwork() {
   ::close(fd);
   if (!ok) return Internal(fmt::format("cannot bring up loopback in the drill namespace: {}", std::strerror(err)));
   return Status::Ok();
+}
+
+constexpr char kLockFile[] = "drill.lock";
+constexpr char kKeptFile[] = "KEPT";
+
+// Creates the sandbox directory and holds an exclusive lock on a file in it
+// for as long as the returned descriptor is open (the drill's lifetime).
+int LockSandbox(const std::string& sandbox) {
+  std::error_code ec;
+  std::filesystem::create_directories(sandbox, ec);
+  int fd = ::open((sandbox + "/" + kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+// A drill killed before its teardown (kill -9, a crash, power loss) leaves its
+// sandbox behind, and maybe the restored service still running in the drill's
+// namespace. Before each drill, every sandbox whose lock nobody holds has what
+// its driver still knows of stopped, and is removed unless `--keep-sandbox`
+// kept it on purpose.
+void CleanUpAbandonedSandboxes(const backup::Env& env, const std::string& drill_lab_name) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it(env.state_dir + "/drills", ec);
+  if (ec) return;
+  for (const auto& e : it) {
+    if (!e.is_directory(ec)) continue;
+    const std::string dir = e.path().string();
+    int fd = ::open((dir + "/" + kLockFile).c_str(), O_RDWR | O_CLOEXEC);
+    if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // a drill is running there
+      ::close(fd);
+      continue;
+    }
+    runtime::RuntimeOptions ropts;
+    ropts.lab_name = drill_lab_name;
+    ropts.run_dir = dir + "/run";
+    ropts.log_dir = dir + "/logs";
+    auto driver = runtime::NewExecDriver(ropts);
+    auto left = driver->List();
+    int stopped = 0;
+    if (left.ok()) {
+      for (const auto& inst : *left) {
+        if (inst.running) {
+          (void)driver->Stop(inst, std::chrono::seconds(10));
+          ++stopped;
+        }
+        (void)driver->Remove(inst);
+      }
+    }
+    bool kept = std::filesystem::exists(dir + "/" + kKeptFile, ec);
+    if (!kept) std::filesystem::remove_all(dir, ec);
+    if (fd >= 0) ::close(fd);
+    if (env.log && (stopped > 0 || !kept)) {
+      env.log(fmt::format("drill: cleaned up an abandoned sandbox {} ({} process(es) stopped)",
+                          dir, stopped));
+    }
+  }
 }
 
 struct Target {
@@ -128,6 +189,8 @@ Result<DrillReport> RunDrill(const backup::Env& env, const DrillOptions& o) {
                                     std::chrono::duration_cast<std::chrono::milliseconds>(
                                         started_at.time_since_epoch())
                                         .count());
+  CleanUpAbandonedSandboxes(env, lab.lab.name + "-drill");
+  int lock_fd = LockSandbox(sandbox);
   std::chrono::seconds health_timeout = o.health_timeout;
   if (health_timeout.count() == 0) {
     health_timeout = t.policy->drill && t.policy->drill->rto
@@ -297,10 +360,14 @@ Result<DrillReport> RunDrill(const backup::Env& env, const DrillOptions& o) {
                                rep.rto_target);
     }
   }
+  std::error_code ec;
   if (!o.keep_sandbox) {
-    std::error_code ec;
     std::filesystem::remove_all(sandbox, ec);
+  } else {
+    (void)WriteFileAtomic(sandbox + "/" + kKeptFile,
+                          "kept by --keep-sandbox; remove the directory when done\n");
   }
+  if (lock_fd >= 0) ::close(lock_fd);
   step(rep.passed ? "PASSED" : "FAILED: " + rep.reason);
   if (env.store) {
     state::JobRun run;

@@ -12,7 +12,10 @@
 //   5. record RTO (start of the drill until healthy), RPO (age of the
 //      snapshot), pass/fail and the reason as a state::JobRun of kind "drill".
 // A drill never writes to the production service's volumes, run directory or
-// ports: everything it starts lives in the sandbox and its namespace.
+// ports: everything it starts lives in the sandbox and its namespace. A drill
+// holds a lock in its sandbox; the next drill stops whatever a killed drill
+// left running in an unlocked sandbox and removes it (one kept with
+// keep_sandbox stays, stopped).
 //
 // Needs root (CAP_SYS_ADMIN) for the network namespace; without it the drill
 // fails and says so. Drivers: exec (podman services are refused with a

@@ -13,6 +13,7 @@
 #include "drill/drill.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "runtime/runtime.h"
 #include "tests/testing/peer.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
@@ -158,6 +159,54 @@ TEST_F(DrillTest, AWrongCanaryFailsAndNamesWhatItSaw) {
   EXPECT_NE(r->reason.find("printed \"alive-from-backup\", expected \"something else\""),
             std::string::npos)
       << r->reason;
+}
+
+// A drill killed before its teardown leaves its sandbox, with the restored
+// service still running. The next drill stops it and removes the sandbox; one
+// kept with --keep-sandbox stays (its processes are stopped all the same).
+TEST_F(DrillTest, AnAbandonedSandboxIsCleanedUpByTheNextDrill) {
+  const std::string drills = dir_.path() + "/state/drills";
+  auto start_in = [&](const std::string& sandbox) -> std::string {
+    std::filesystem::create_directories(sandbox + "/logs");
+    runtime::RuntimeOptions ropts;
+    ropts.lab_name = "t-drill";
+    ropts.run_dir = sandbox + "/run";
+    ropts.log_dir = sandbox + "/logs";
+    runtime::StartSpec spec;
+    spec.service = "web";
+    spec.command = "/bin/sleep";
+    spec.args = {"600"};
+    spec.spec_hash = "abandoned";
+    auto inst = runtime::NewExecDriver(ropts)->Start(spec);
+    EXPECT_TRUE(inst.ok()) << inst.status().ToString();
+    return inst.ok() ? inst->id : "";
+  };
+  const std::string abandoned = drills + "/web-1", kept = drills + "/web-2";
+  std::string pid1 = start_in(abandoned);
+  std::string pid2 = start_in(kept);
+  ASSERT_FALSE(pid1.empty());
+  ASSERT_FALSE(pid2.empty());
+  std::ofstream(kept + "/KEPT") << "kept\n";
+  ASSERT_EQ(::kill(std::stoi(pid1), 0), 0);
+
+  DrillOptions o;
+  o.service = "web";
+  auto r = RunDrill(env_, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->passed) << r->reason;
+  for (const std::string& pid : {pid1, pid2}) {
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; ++i) {
+      std::string stat = Slurp("/proc/" + pid + "/stat");
+      gone = stat.empty() || stat.find(") Z ") != std::string::npos;
+      if (!gone) ::usleep(50 * 1000);
+    }
+    EXPECT_TRUE(gone) << "the abandoned drill's process " << pid << " still runs";
+  }
+  EXPECT_FALSE(std::filesystem::exists(abandoned));
+  EXPECT_TRUE(std::filesystem::exists(kept + "/KEPT"));
+  // Production was never touched.
+  EXPECT_EQ(::kill(prod_.pid(), 0), 0);
 }
 
 TEST_F(DrillTest, UnknownServiceAndMissingSnapshotsAreClear) {
