@@ -122,8 +122,9 @@ def main():
                 samples[repo]["bytes"] = d["bytes_restored"]
                 # Steps read "  1.23s restored N files, B bytes": the restore's end.
                 for step in d["steps"]:
-                    if " restored " in step:
-                        samples[repo]["restore"].append(float(step.split("s ", 1)[0]))
+                    at, _, what = step.strip().partition("s ")
+                    if what.startswith("restored "):
+                        samples[repo]["restore"].append(float(at))
                 snap = d["snapshot"]
                 env, rargs = restic_env_and_repo(lab, repo, password)
                 target = tempfile.mkdtemp(prefix="restic-restore-", dir=tmp)

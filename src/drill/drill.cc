@@ -77,12 +77,14 @@ void CleanUpAbandonedSandboxes(const backup::Env& env, const std::string& drill_
   std::error_code ec;
   std::filesystem::directory_iterator it(env.state_dir + "/drills", ec);
   if (ec) return;
+  bool drill_running = false;
   for (const auto& e : it) {
     if (!e.is_directory(ec)) continue;
     const std::string dir = e.path().string();
     int fd = ::open((dir + "/" + kLockFile).c_str(), O_RDWR | O_CLOEXEC);
     if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // a drill is running there
       ::close(fd);
+      drill_running = true;
       continue;
     }
     runtime::RuntimeOptions ropts;
@@ -108,6 +110,26 @@ void CleanUpAbandonedSandboxes(const backup::Env& env, const std::string& drill_
       env.log(fmt::format("drill: cleaned up an abandoned sandbox {} ({} process(es) stopped)",
                           dir, stopped));
     }
+  }
+  // Containers carry the drill lab's name, not their sandbox: with no drill
+  // running, every one left is abandoned.
+  const auto& services = env.lab->services;
+  if (drill_running || std::none_of(services.begin(), services.end(), [](const spec::Service& s) {
+        return s.driver == spec::Driver::kPodman;
+      })) {
+    return;
+  }
+  runtime::RuntimeOptions ropts;
+  ropts.lab_name = drill_lab_name;
+  ropts.run_dir = env.state_dir + "/drills";
+  ropts.log_dir = env.state_dir + "/drills";
+  auto podman = runtime::NewPodmanDriver(ropts);
+  auto left = podman->List();
+  if (!left.ok()) return;
+  for (const auto& inst : *left) {
+    (void)podman->Stop(inst, std::chrono::seconds(10));
+    (void)podman->Remove(inst);
+    if (env.log) env.log("drill: removed the abandoned drill container of " + inst.service);
   }
 }
 
@@ -201,9 +223,9 @@ Result<DrillReport> RunDrill(const backup::Env& env, const DrillOptions& o) {
 
   // Everything below fails the drill (a report), not the call.
   auto body = [&]() -> Status {
-    if (svc.driver != spec::Driver::kExec) {
+    if (svc.driver != spec::Driver::kExec && svc.driver != spec::Driver::kPodman) {
       return FailedPrecondition(fmt::format(
-          "service {} uses the {} driver; drills run exec services so far", svc.name,
+          "service {} uses the {} driver; drills run exec and podman services so far", svc.name,
           spec::DriverName(svc.driver)));
     }
     // 1. Restore the latest snapshot of the service.
@@ -264,7 +286,20 @@ Result<DrillReport> RunDrill(const backup::Env& env, const DrillOptions& o) {
     ropts.lab_name = drill_lab->lab.name;
     ropts.run_dir = run_dir;
     ropts.log_dir = sandbox + "/logs";
-    auto driver = runtime::NewExecDriver(ropts);
+    const bool podman = svc.driver == spec::Driver::kPodman;
+    auto driver = podman ? runtime::NewPodmanDriver(ropts) : runtime::NewExecDriver(ropts);
+    // Where the checks find the service: an exec service listens on its
+    // ports; a podman container joins the drill's namespace and listens on
+    // its container ports there (nothing is published).
+    spec::HealthCheck health = svc.health;
+    int port = svc.ports.empty() ? 0 : svc.ports.front().host;
+    if (podman) {
+      port = svc.ports.empty() ? 0 : svc.ports.front().container;
+      for (const auto& p : svc.ports) {
+        if (health.tcp_port == p.host) health.tcp_port = p.container;
+        if (health.http.port == p.host) health.http.port = p.container;
+      }
+    }
 
     // 3. Start, wait for health, run the canary, stop: all on one thread that
     // lives in its own network namespace.
@@ -272,6 +307,10 @@ Result<DrillReport> RunDrill(const backup::Env& env, const DrillOptions& o) {
     std::thread isolated([&] {
       result = [&]() -> Status {
         TRY(EnterPrivateNetwork());
+        if (podman) {
+          start_spec->network_namespace =
+              fmt::format("/proc/{}/task/{}/ns/net", ::getpid(), ::gettid());
+        }
         step("network namespace ready; starting the service");
         auto inst = driver->Start(*start_spec);
         if (!inst.ok()) return inst.status().WithContext("the restored service did not start");
@@ -279,7 +318,6 @@ Result<DrillReport> RunDrill(const backup::Env& env, const DrillOptions& o) {
           (void)driver->Stop(*inst, std::chrono::seconds(10));
           (void)driver->Remove(*inst);
         };
-        int port = svc.ports.empty() ? 0 : svc.ports.front().host;
         auto deadline = Clock::now() + health_timeout;
         std::string last = "no check yet";
         bool healthy = false;
@@ -294,14 +332,14 @@ Result<DrillReport> RunDrill(const backup::Env& env, const DrillOptions& o) {
                 "the restored service exited{} before it was healthy; its log ends: {}",
                 now_inst->exit_code ? fmt::format(" with {}", *now_inst->exit_code) : "", log));
           }
-          if (svc.health.kind == spec::HealthCheck::Kind::kNone) {
+          if (health.kind == spec::HealthCheck::Kind::kNone) {
             std::this_thread::sleep_for(std::chrono::seconds(1));
             healthy = driver->Inspect(*inst).ok();
             last = "running (no health check declared)";
             if (healthy) break;
             continue;
           }
-          runtime::CheckResult r = runtime::RunHealthCheck(svc.health, "127.0.0.1", port);
+          runtime::CheckResult r = runtime::RunHealthCheck(health, "127.0.0.1", port);
           last = r.detail;
           if (r.healthy) {
             healthy = true;

@@ -18,8 +18,9 @@
 // keep_sandbox stays, stopped).
 //
 // Needs root (CAP_SYS_ADMIN) for the network namespace; without it the drill
-// fails and says so. Drivers: exec (podman services are refused with a
-// reason for now).
+// fails and says so. Drivers: exec, and podman, whose container joins the
+// drill's namespace (podman run --network ns:...) and is checked at its
+// container ports; kubernetes services are refused with a reason.
 //
 // Thread-safety: RunDrill may run on any thread; it does its isolated work
 // on a thread of its own.

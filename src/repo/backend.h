@@ -73,10 +73,12 @@ class Backend {
   // processes, each writes before it lists, so the later lister sees the other.
   // Object stores with eventually consistent listings keep restic's 200 ms pause.
   virtual bool ListsAreConsistent() const { return false; }
-  // A temp file for streaming a large file out. The default keeps the bytes in
-  // memory and calls Save on Commit; the local backend writes to disk as it goes,
-  // so a 16 MiB pack never sits in memory.
-  virtual Result<std::unique_ptr<TempFile>> CreateTemp();
+  // A temp file for streaming a large file out, of about `expected_size` bytes
+  // (0 = unknown). The default keeps the bytes in memory, in one buffer of
+  // that capacity (so a pack is never copied to grow it), and calls Save on
+  // Commit; the local backend writes to disk as it goes, so a 16 MiB pack
+  // never sits in memory.
+  virtual Result<std::unique_ptr<TempFile>> CreateTemp(uint64_t expected_size);
   // Removes the temp files that writers killed mid-write left behind (an
   // unfinished pack, an unrenamed Save) and returns how many. Only for a
   // caller holding an exclusive lock, so that no live writer owns one.

@@ -61,6 +61,10 @@ struct StartSpec {
   std::optional<uint64_t> memory_bytes;
   bool sandbox = false;          // exec: run under bubblewrap
   bool private_network = false;  // exec + sandbox: own network namespace
+  // podman: join this network namespace (a path such as /proc/PID/task/TID/ns/net)
+  // instead of podman's network, and publish no ports: the service is reached
+  // at its container ports inside that namespace. DR drills use it.
+  std::string network_namespace;
   std::string spec_hash;         // identifies the desired form (labels, pid file)
   // A running instance of the same service keeps running next to the new one
   // (a rollout starts the new version before stopping the old). Without it,

@@ -52,7 +52,7 @@ inline void ExpectBackendContract(Backend& be) {
 
   // A temp file commits under its final name.
   {
-    auto tmp = be.CreateTemp();
+    auto tmp = be.CreateTemp(1 << 20);
     ASSERT_TRUE(tmp.ok()) << tmp.status().ToString();
     ASSERT_TRUE((*tmp)->Write("part one, ").ok());
     ASSERT_TRUE((*tmp)->Write("part two").ok());

@@ -113,6 +113,19 @@ TEST(PodmanArgsTest, BuildsRunCommandLine) {
             (std::vector<std::string>{"--listen", ":8080"}));
 }
 
+TEST(PodmanArgsTest, AJoinedNetworkNamespacePublishesNoPorts) {
+  StartSpec s = SampleSpec();
+  spec::PortMapping p;
+  p.host = 8080;
+  p.container = 80;
+  s.ports = {p};
+  s.network_namespace = "/proc/42/task/43/ns/net";
+  auto args = podman::BuildRunArgs("home-drill", s, "");
+  ASSERT_TRUE(args.ok()) << args.status().ToString();
+  EXPECT_TRUE(HasArgPair(*args, "--network", "ns:/proc/42/task/43/ns/net"));
+  EXPECT_EQ(std::find(args->begin(), args->end(), "-p"), args->end());
+}
+
 TEST(PodmanArgsTest, EnvValuesStayOutOfArgvUnlessTheySpanLines) {
   StartSpec s = SampleSpec();
   s.env = {{"PLAIN", "hunter2-secret"}, {"PEM", "-----BEGIN-----\nabc\n-----END-----"}};

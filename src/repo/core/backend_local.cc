@@ -32,7 +32,10 @@ namespace {
 
 class MemoryTempFile : public TempFile {
  public:
-  explicit MemoryTempFile(Backend* be) : be_(be) {}
+  MemoryTempFile(Backend* be, uint64_t expected_size) : be_(be) {
+    // Untouched capacity costs address space, not memory.
+    if (expected_size > 0) buf_.reserve(expected_size);
+  }
   Status Write(std::string_view data) override {
     buf_.append(data);
     return Status::Ok();
@@ -46,8 +49,8 @@ class MemoryTempFile : public TempFile {
 
 }  // namespace
 
-Result<std::unique_ptr<TempFile>> Backend::CreateTemp() {
-  return std::unique_ptr<TempFile>(new MemoryTempFile(this));
+Result<std::unique_ptr<TempFile>> Backend::CreateTemp(uint64_t expected_size) {
+  return std::unique_ptr<TempFile>(new MemoryTempFile(this, expected_size));
 }
 
 Status Backend::ReadAt(FileType t, const std::string& name, uint64_t offset, uint64_t length,
@@ -240,7 +243,7 @@ class LocalBackend : public Backend {
     return FsyncDir(dir);
   }
 
-  Result<std::unique_ptr<TempFile>> CreateTemp() override {
+  Result<std::unique_ptr<TempFile>> CreateTemp(uint64_t /*expected_size*/) override {
     // In data/00 (it exists in every repository restic or Hearth created), named
     // so that no lister takes it for a pack (not 64 hex characters).
     std::string dir = root_ + "/data/00";

@@ -588,7 +588,9 @@ Result<bool> Repository::SaveBlob(BlobType t, const Id& id, std::string_view pla
     p = std::make_unique<Packer>();
     p->type = t;
     if (!opts_.dry_run) {
-      auto f = be_->CreateTemp();
+      // A pack closes at the first blob that takes it to pack_size; a blob
+      // (a chunk of at most 8 MiB, sealed) can take it that far past.
+      auto f = be_->CreateTemp(opts_.pack_size + (8u << 20) + 4096);
       if (!f.ok()) return fail(f.status());
       p->file = std::move(*f);
     }

@@ -135,7 +135,15 @@ Result<std::vector<std::string>> BuildRunArgs(std::string_view lab, const StartS
                                    fmt::format("{}={}", kLabelService, spec.service),
                                    "--label",
                                    fmt::format("{}={}", kLabelSpecHash, spec.spec_hash)};
+  if (!spec.network_namespace.empty()) {
+    if (spec.network_namespace.find_first_of(",\n") != std::string::npos) {
+      return InvalidArgument(fmt::format("{}: network namespace path '{}' cannot be passed to podman",
+                                         where, spec.network_namespace));
+    }
+    args.insert(args.end(), {"--network", "ns:" + spec.network_namespace});
+  }
   for (const spec::PortMapping& p : spec.ports) {
+    if (!spec.network_namespace.empty()) break;  // no publishing in a joined namespace
     if (p.container < 1 || p.container > 65535 || p.host < 0 || p.host > 65535) {
       return InvalidArgument(fmt::format(
           "{}: port mapping {}:{} is out of range; ports are 1-65535 (check {} in the spec)", where,
