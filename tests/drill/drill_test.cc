@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "runtime/runtime.h"
+#include "tests/drill/drill_lab.h"
 #include "tests/testing/peer.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
@@ -49,26 +50,9 @@ services:
     backup:
       policy: nightly
       canary: { exec: ["curl", "-sf", "http://127.0.0.1:${port:)" + std::to_string(port_) + R"(}/canary.txt"], expect: "alive-from-backup" }
-backups:
-  repositories:
-    - { name: local, url: repos/local, medium: disk, password: "pw-local" }
-    - { name: offsite, url: repos/offsite, medium: object, offsite: true, password: "pw-off" }
-  policies:
-    - { name: nightly, repository: local, copies: [offsite], drill: { rto: 2m } }
 )";
-    auto r = spec::LoadAndValidateStrings({{"lab.yaml", yaml}}, lab_dir_);
-    std::string diags;
-    for (const auto& d : r.diags.All()) diags += d.ToString() + "\n";
-    ASSERT_TRUE(r.ok()) << diags;
-    auto store = state::Store::Open(dir_.path() + "/state");
-    ASSERT_TRUE(store.ok());
-    store_ = std::move(*store);
-    env_.lab = r.lab;
-    env_.state_dir = dir_.path() + "/state";
-    env_.store = store_.get();
-    auto b = backup::RunPolicy(env_, "nightly");
-    ASSERT_TRUE(b.ok()) << b.status().ToString();
-    ASSERT_TRUE(b->ok()) << Join(b->errors(), "\n");
+    std::string err = testing::LoadAndBackUp(yaml, lab_dir_, dir_.path() + "/state", &store_, &env_);
+    ASSERT_EQ(err, "");
     // Production changes after the backup, and serves on the drill's port.
     std::ofstream(lab_dir_ + "/www/canary.txt") << "production";
     prod_.Start({"/usr/bin/python3", "-m", "http.server", std::to_string(port_), "--bind",

@@ -11,6 +11,7 @@
 
 #include "drill/drill.h"
 #include "gtest/gtest.h"
+#include "tests/drill/drill_lab.h"
 #include "tests/runtime/podman_env.h"
 #include "tests/testing/peer.h"
 #include "tests/testing/process.h"
@@ -49,26 +50,11 @@ services:
     backup:
       policy: nightly
       canary: { exec: ["curl", "-sf", "http://127.0.0.1:8080/canary.txt"], expect: "alive-from-backup" }
-backups:
-  repositories:
-    - { name: local, url: repos/local, medium: disk, password: "pw-local" }
-    - { name: offsite, url: repos/offsite, medium: object, offsite: true, password: "pw-off" }
-  policies:
-    - { name: nightly, repository: local, copies: [offsite], drill: { rto: 2m } }
 )";
-  auto r = spec::LoadAndValidateStrings({{"lab.yaml", yaml}}, lab_dir);
-  std::string diags;
-  for (const auto& d : r.diags.All()) diags += d.ToString() + "\n";
-  ASSERT_TRUE(r.ok()) << diags;
-  auto store = state::Store::Open(dir.path() + "/state");
-  ASSERT_TRUE(store.ok());
+  std::unique_ptr<state::Store> store;
   backup::Env env;
-  env.lab = r.lab;
-  env.state_dir = dir.path() + "/state";
-  env.store = store->get();
-  auto b = backup::RunPolicy(env, "nightly");
-  ASSERT_TRUE(b.ok()) << b.status().ToString();
-  ASSERT_TRUE(b->ok()) << Join(b->errors(), "\n");
+  std::string err = testing::LoadAndBackUp(yaml, lab_dir, dir.path() + "/state", &store, &env);
+  ASSERT_EQ(err, "");
   // Production's data changes after the backup; the drill must see the backup's.
   std::ofstream(lab_dir + "/www/canary.txt") << "production";
 
