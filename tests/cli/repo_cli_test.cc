@@ -31,6 +31,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/repo/interop_tree.h"
 #include "tests/testing/process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -86,26 +87,10 @@ std::map<std::string, std::string> CleanEnv() {
           {"RESTIC_PACK_SIZE", ""},        {"RESTIC_REPOSITORY_FILE", ""}};
 }
 
-// Expects every file, directory and symlink under src at the same place under
-// dst, with the same content / target.
+// Every file, directory and symlink under src at the same place under dst,
+// with the same content / target (tests/repo/interop_tree.h).
 void ExpectSameTree(const std::string& src, const std::string& dst) {
-  ASSERT_TRUE(fs::is_directory(dst)) << dst << " was not restored";
-  size_t n = 0;
-  for (const auto& e : fs::recursive_directory_iterator(src)) {
-    std::string rel = e.path().lexically_relative(src).string();
-    std::string other = dst + "/" + rel;
-    ++n;
-    if (e.is_symlink()) {
-      ASSERT_TRUE(fs::is_symlink(other)) << other;
-      EXPECT_EQ(fs::read_symlink(e.path()), fs::read_symlink(other)) << rel;
-    } else if (e.is_directory()) {
-      EXPECT_TRUE(fs::is_directory(other)) << other;
-    } else {
-      ASSERT_TRUE(fs::is_regular_file(other)) << other;
-      EXPECT_EQ(Slurp(e.path().string()), Slurp(other)) << rel;
-    }
-  }
-  EXPECT_GT(n, 0u);
+  hearth::repo::testing::ExpectSameTree(src, dst, 0);
 }
 
 class RepoCli : public ::testing::Test {
